@@ -1,0 +1,211 @@
+"""The relation graph: frames of nodes with a category and a position (reward-spec sections 3 and 4).
+
+`read_graph` turns parsed graph JSON (a `JObject` from a completion, or a dict from a reference) into
+a `RelationGraph`. The scorer works on the numpy arrays of its frames; `to_networkx` gives the same
+frame as a networkx graph with derived distance edges, for diagnostics and for the graph edit
+distance baseline of the benchmark (networkx is far too slow for the scoring hot path).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from reward_service.parsing.relaxed_json import JObject
+
+MAX_FRAMES = 16
+MAX_NODES = 24
+MAX_COORD = 1e6
+_NAME_KEYS = ("name", "id", "label")
+_POS_KEYS = ("pos", "position", "center")
+_SEPARATORS = re.compile(r"[\s\-]+")
+_FIRST_DIGITS = re.compile(r"[0-9]+")
+
+
+class GraphError(ValueError):
+    """A graph that cannot be scored; `note` is the spec's note word."""
+
+    def __init__(self, note: str, message: str) -> None:
+        super().__init__(message)
+        self.note = note
+
+
+def category(name: str) -> str:
+    """`Chair 2`, `chair_2`, `chair#2` -> `chair`; `traffic-light_10` -> `traffic_light`."""
+    cat = _SEPARATORS.sub("_", name.lower().strip())
+    # The spec's `[_#\s]*\d+$`, done with rstrip: a regex search is quadratic on long digit runs.
+    without_number = cat.rstrip("0123456789")
+    if without_number != cat:
+        cat = without_number.rstrip("_#")
+    return cat
+
+
+def frame_number(key: str) -> int | None:
+    """The first run of ASCII digits in a frame key (`"frame_8"` -> 8), None without a digit."""
+    m = _FIRST_DIGITS.search(key)
+    return int(m.group()) if m else None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    category: str
+    pos: tuple[float, ...]
+
+
+@dataclass
+class RelationGraph:
+    frames: dict[int, list[Node]]  # frame number -> valid nodes, in written order; keys sorted
+    dynamic: bool
+    _arrays: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # Work derived from the graph alone (the scorer's plan), kept with it: references are reused.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def positions(self, frame: int) -> np.ndarray:
+        arr = self._arrays.get(frame)
+        if arr is None:
+            nodes = self.frames[frame]
+            arr = np.array([n.pos for n in nodes], dtype=np.float64) if nodes else np.zeros((0, 0))
+            self._arrays[frame] = arr
+        return arr
+
+    def to_networkx(self, frame: int) -> nx.Graph:
+        """One frame as a complete graph: nodes carry category and position, edges their distance."""
+        g = nx.Graph()
+        nodes = self.frames[frame]
+        for i, node in enumerate(nodes):
+            g.add_node(i, name=node.name, category=node.category, pos=node.pos)
+        for i in range(len(nodes)):
+            for j in range(i + 1, len(nodes)):
+                g.add_edge(i, j, distance=math.dist(nodes[i].pos, nodes[j].pos))
+        return g
+
+    def to_json(self) -> dict[str, Any]:
+        def nodes(frame: int) -> list[dict[str, Any]]:
+            return [{"name": n.name, "category": n.category, "pos": list(n.pos)} for n in self.frames[frame]]
+
+        if self.dynamic:
+            return {"frames": {str(f): nodes(f) for f in self.frames}}
+        return {"nodes": nodes(next(iter(self.frames)))}
+
+
+def _pairs(obj: Any) -> Iterable[tuple[Any, Any]] | None:
+    if isinstance(obj, JObject):
+        return obj
+    if isinstance(obj, Mapping):
+        return obj.items()
+    return None
+
+
+def _get(obj: Any, key: str) -> Any:
+    """Value of `key` (last one when repeated); `_MISSING` when absent."""
+    if isinstance(obj, JObject):
+        return obj.get_last(key, _MISSING)
+    return obj.get(key, _MISSING)
+
+
+_MISSING = object()
+
+
+def _position(value: Any) -> tuple[float, ...] | None:
+    pairs = _pairs(value)
+    if pairs is not None:  # an object: its first present key of pos / position / center
+        for key in _POS_KEYS:
+            inner = _get(value, key)
+            if inner is not _MISSING:
+                return _position_list(inner)
+        return None
+    return _position_list(value)
+
+
+def _position_list(value: Any) -> tuple[float, ...] | None:
+    if not isinstance(value, list) or isinstance(value, JObject) or len(value) not in (2, 3):
+        return None
+    out = []
+    for x in value:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            return None
+        if not abs(x) <= MAX_COORD:  # also false for NaN; checked before float() so huge ints can't overflow
+            return None
+        out.append(float(x))
+    return tuple(out)
+
+
+def _node_entries(nodes: Any) -> list[tuple[Any, Any]] | None:
+    """(name, position value) of each entry as written; None when NODES is neither object nor list."""
+    pairs = _pairs(nodes)
+    if pairs is not None:
+        return list(pairs)
+    if isinstance(nodes, list):
+        entries = []
+        for item in nodes:
+            if _pairs(item) is None:
+                entries.append((None, None))
+                continue
+            name = next((v for k in _NAME_KEYS if isinstance(v := _get(item, k), str)), None)
+            entries.append((name, item))
+        return entries
+    return None
+
+
+def _read_nodes(nodes: Any, strict: bool, where: str) -> list[Node] | None:
+    entries = _node_entries(nodes)
+    if entries is None:
+        return None
+    if len(entries) > MAX_NODES:
+        raise GraphError("graph_too_large", f"{where}: more than {MAX_NODES} nodes")
+    out = []
+    for name, value in entries:
+        pos = _position(value) if isinstance(name, str) else None
+        if pos is None or name is None:
+            if strict:
+                raise GraphError("graph_invalid", f"{where}: node {name!r} has no valid position")
+            continue
+        out.append(Node(name, category(name), pos))
+    return out
+
+
+def read_graph(value: Any, *, strict: bool = False) -> RelationGraph:
+    """Read a graph of any shape of section 3. `strict` is for references: any invalid part is an error."""
+    frames_value = _get(value, "frames") if _pairs(value) is not None else _MISSING
+    if frames_value is not _MISSING and _pairs(frames_value) is not None:
+        return _read_dynamic(frames_value, strict)
+    nodes_value = value
+    if _pairs(value) is not None and (inner := _get(value, "nodes")) is not _MISSING:
+        nodes_value = inner
+    nodes = _read_nodes(nodes_value, strict, "graph")
+    if nodes is None:
+        raise GraphError("graph_invalid", "graph nodes must be an object or a list")
+    return RelationGraph(frames={0: nodes}, dynamic=False)
+
+
+def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
+    entries = list(_pairs(frames_value) or ())
+    if len(entries) > MAX_FRAMES:
+        raise GraphError("graph_too_large", f"graph: more than {MAX_FRAMES} frames")
+    frames: dict[int, list[Node]] = {}
+    for key, nodes_value in entries:
+        number = frame_number(key)
+        where = f"graph.frames.{key}"
+        if number is None:
+            if strict:
+                raise GraphError("graph_invalid", f"{where}: frame key has no digit")
+            continue
+        nodes = _read_nodes(nodes_value, strict, where)
+        if nodes is None:
+            if strict:
+                raise GraphError("graph_invalid", f"{where}: frame must be an object or a list of nodes")
+            continue
+        if strict and number in frames:
+            raise GraphError("graph_invalid", f"{where}: two frame keys name frame {number}")
+        frames.pop(number, None)  # of keys with the same number the later wins
+        frames[number] = nodes
+    if not frames:
+        raise GraphError("graph_invalid", "graph: no valid frame")
+    return RelationGraph(frames=dict(sorted(frames.items())), dynamic=True)

@@ -1,0 +1,164 @@
+"""The reference (ground truth) of one item, validated with pydantic (reward-spec section 3, last part).
+
+A reference that breaks the spec is the client's bug: `validate_reference` raises `ReferenceError`
+whose message names the field. Validated references are cached by their canonical JSON, because a
+GRPO step sends the same reference with every rollout of a prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+from reward_service.graph import GraphError, RelationGraph, frame_number, read_graph
+
+TASK_TYPES = ("multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou")
+OPTION_LETTERS = "ABCDEFGHIJ"
+MAX_TRACK_FRAMES = 256
+
+
+class ReferenceError(ValueError):
+    """An invalid reference; the message names the faulty field."""
+
+
+def _finite(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _box(value: Any, sizes: tuple[int, ...]) -> list[float]:
+    if not isinstance(value, list) or len(value) not in sizes or not all(_finite(x) for x in value):
+        raise ValueError(f"must be a list of {' or '.join(map(str, sizes))} finite numbers")
+    half = len(value) // 2
+    if any(value[i + half] <= value[i] for i in range(half)):
+        raise ValueError("box max must be above its min on every axis")
+    return [float(x) for x in value]
+
+
+def _check_answer(task_type: str, answer: Any, options: list[str] | None) -> Any:
+    if task_type == "multiple_choice":
+        letters = OPTION_LETTERS[: len(options)] if options else OPTION_LETTERS
+        if not isinstance(answer, str) or answer.strip().upper() not in letters or not answer.strip():
+            raise ValueError(f"must be one option letter of {letters}")
+        return answer.strip().upper()
+    if task_type == "numerical":
+        if not _finite(answer):
+            raise ValueError("must be a finite number")
+        return float(answer)
+    if task_type == "temporal_iou":
+        if not isinstance(answer, list) or len(answer) != 2 or not all(_finite(x) for x in answer):
+            raise ValueError("must be [start, end], two finite numbers")
+        if answer[0] > answer[1]:
+            raise ValueError("start must not be after end")
+        return [float(x) for x in answer]
+    if task_type == "box_iou":
+        return _box(answer, (4, 6))
+    if not isinstance(answer, Mapping) or not answer:
+        raise ValueError("must be an object of frame keys to 2D boxes, with at least one frame")
+    if len(answer) > MAX_TRACK_FRAMES:
+        raise ValueError(f"more than {MAX_TRACK_FRAMES} frames")
+    track: dict[int, list[float]] = {}
+    for key, box in answer.items():
+        number = frame_number(key)
+        if number is None or number in track:
+            raise ValueError(f"frame key {key!r} has no digit or repeats a frame number")
+        try:
+            track[number] = _box(box, (4,))
+        except ValueError as exc:
+            raise ValueError(f"frame {key!r}: {exc}") from None
+    return track
+
+
+class Reference(BaseModel):
+    """Ground truth of one item. Extra keys (question text, video path, ...) are allowed and ignored."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    task_type: Literal["multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou"]
+    options: list[str] | None = None
+    answer: Any
+    graph: Any = None
+    graph_scale: float | None = None
+    _graph: RelationGraph | None = PrivateAttr(default=None)
+
+    @field_validator("answer")
+    @classmethod
+    def _answer(cls, answer: Any, info: Any) -> Any:
+        task_type = info.data.get("task_type")
+        if task_type is None:  # task_type itself failed; that error is reported
+            return answer
+        return _check_answer(task_type, answer, info.data.get("options"))
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: list[str] | None) -> list[str] | None:
+        if options is not None and not 1 <= len(options) <= len(OPTION_LETTERS):
+            raise ValueError(f"must hold 1 to {len(OPTION_LETTERS)} options")
+        return options
+
+    @field_validator("graph_scale", mode="before")
+    @classmethod
+    def _scale(cls, scale: Any) -> Any:
+        if scale is not None and not (_finite(scale) and scale > 0):
+            raise ValueError("must be a positive finite number")
+        return scale
+
+    @field_validator("graph")
+    @classmethod
+    def _graph_check(cls, graph: Any) -> Any:
+        if graph is None:
+            return None
+        try:
+            parsed = read_graph(graph, strict=True)
+        except GraphError as exc:
+            raise ValueError(str(exc)) from None
+        dims = {len(n.pos) for nodes in parsed.frames.values() for n in nodes}
+        if len(dims) > 1:
+            raise ValueError("graph must use one dimension (2 or 3) throughout")
+        if any(not nodes for nodes in parsed.frames.values()):
+            raise ValueError("graph: every frame needs at least one node")
+        return parsed
+
+    @property
+    def relation_graph(self) -> RelationGraph | None:
+        graph = self.graph
+        return graph if isinstance(graph, RelationGraph) else None
+
+
+def _validate(reference: Any) -> Reference:
+    if isinstance(reference, Reference):
+        return reference
+    if not isinstance(reference, Mapping):
+        raise ReferenceError("reference: must be an object")
+    try:
+        return Reference.model_validate(reference)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in ("reference", *err["loc"]))
+            parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+        raise ReferenceError("; ".join(parts)) from None
+
+
+@lru_cache(maxsize=4096)
+def _validate_cached(key: bytes) -> Reference:
+    return _validate(orjson.loads(key))
+
+
+def validate_reference(reference: Any) -> Reference:
+    """A validated `Reference`; raises `ReferenceError` naming the field. Cached by canonical JSON."""
+    if isinstance(reference, Reference):
+        return reference
+    try:
+        key = orjson.dumps(reference, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON-serialisable (e.g. a huge int): validate without the cache
+        return _validate(reference)
+    if b"null" in key or b"NaN" in key:
+        # orjson writes NaN and infinities as null, so a key holding null could stand for either:
+        # validate directly, never from a cache entry that may have been made for the other.
+        return _validate(reference)
+    return _validate_cached(key)

@@ -1,0 +1,41 @@
+"""Answer scorers by task type. Registering a task type twice is an error, never a silent override."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reward_service.scoring.reference import Reference
+
+
+@dataclass(frozen=True)
+class AnswerScore:
+    value: float  # in [0, 1]
+    note: str | None = None  # the spec's note word when the prediction could not be read
+    parsed: Any = None  # what was read, for `explain`
+
+
+AnswerScorer = Callable[[str, Reference], AnswerScore]
+_SCORERS: dict[str, AnswerScorer] = {}
+
+
+def register(task_type: str) -> Callable[[AnswerScorer], AnswerScorer]:
+    def decorate(fn: AnswerScorer) -> AnswerScorer:
+        if task_type in _SCORERS:
+            raise ValueError(f"an answer scorer for {task_type!r} is already registered")
+        _SCORERS[task_type] = fn
+        return fn
+
+    return decorate
+
+
+def answer_scorer(task_type: str) -> AnswerScorer:
+    return _SCORERS[task_type]
+
+
+def registered_task_types() -> tuple[str, ...]:
+    return tuple(_SCORERS)
+
+
+UNPARSABLE = AnswerScore(0.0, "answer_unparsable")

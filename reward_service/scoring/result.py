@@ -1,0 +1,64 @@
+"""The result of scoring one item, shaped as api.md's result object (less id, group_id, advantage, cached)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reward_service.scoring.config import COMPONENTS
+
+# Note words of reward-spec v1, plus `answer_unparsable` (the spec asks for "a note" when a prediction
+# cannot be parsed without naming it) and `internal_error` / `timeout` for items that could not be scored.
+NOTE_WORDS = (
+    "completion_too_large",
+    "answer_missing",
+    "answer_ambiguous",
+    "answer_too_large",
+    "answer_unparsable",
+    "graph_missing",
+    "graph_ambiguous",
+    "graph_invalid",
+    "graph_too_large",
+    "internal_error",
+    "timeout",
+)
+
+STATUSES = ("ok", "timeout", "error")
+
+
+@dataclass
+class ScoreResult:
+    status: str
+    reward: float | None
+    components: dict[str, float | None]
+    diagnostics: dict[str, Any] = field(default_factory=lambda: {"notes": []})
+
+    @property
+    def mask(self) -> bool:
+        """True exactly when the item was not scored: the trainer leaves it out of the advantage."""
+        return self.status != "ok"
+
+    @property
+    def notes(self) -> list[str]:
+        notes: list[str] = self.diagnostics.setdefault("notes", [])
+        return notes
+
+    @classmethod
+    def unscored(cls, status: str, message: str) -> ScoreResult:
+        """An item that could not be scored: reward null, mask true, never a silent zero (spec 7)."""
+        note = "timeout" if status == "timeout" else "internal_error"
+        return cls(
+            status=status,
+            reward=None,
+            components=dict.fromkeys(COMPONENTS),
+            diagnostics={"notes": [note], "error": message},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "mask": self.mask,
+            "reward": self.reward,
+            "components": dict(self.components),
+            "diagnostics": self.diagnostics,
+        }
