@@ -143,7 +143,7 @@ def _node_entries(nodes: Any) -> list[tuple[Any, Any]] | None:
     if pairs is not None:
         return list(pairs)
     if isinstance(nodes, list):
-        entries = []
+        entries: list[tuple[Any, Any]] = []
         for item in nodes:
             if _pairs(item) is None:
                 entries.append((None, None))

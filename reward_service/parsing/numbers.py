@@ -20,13 +20,11 @@ _GROUPED = r"(?:(?<![0-9])[1-9][0-9]{0,2}(?:,[0-9]{3}(?![0-9]))+(?:\.[0-9]+)?)"
 _NUMBER = re.compile(_SIGN + _PLAIN + _EXP)
 _NUMBER_GROUPED = re.compile(_SIGN + "(?:" + _GROUPED + "|" + _PLAIN + ")" + _EXP)
 
-NUMBER_WORDS = {
-    word: i
-    for i, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
+_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+)
+NUMBER_WORDS = {word: i for i, word in enumerate(_WORDS.split())}
 
 
 def extract_numbers(text: str, *, thousands: bool = False) -> list[float]:

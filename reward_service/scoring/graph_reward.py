@@ -79,7 +79,7 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
     pairs: list[list[np.ndarray]] = [[], [], []]
     tris: list[list[np.ndarray]] = [[], [], [], []]
     categories = []
-    for idx, (f, arr, off) in enumerate(zip(frames, arrays, offsets)):
+    for idx, (f, arr, off) in enumerate(zip(frames, arrays, offsets, strict=True)):
         cats: dict[str, list[int]] = {}
         for row, node in enumerate(graph.frames[f]):
             cats.setdefault(node.category, []).append(row)
@@ -87,11 +87,12 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
         n = len(arr)
         pi, pj = np.triu_indices(n, 1)
         keep = np.linalg.norm(arr[pi] - arr[pj], axis=1) >= EPS
-        for acc, part in zip(pairs, (pi[keep] + off, pj[keep] + off, np.full(int(keep.sum()), idx))):
+        for acc, part in zip(pairs, (pi[keep] + off, pj[keep] + off, np.full(int(keep.sum()), idx)), strict=True):
             acc.append(part)
         ti, tj, tk = _triples(n)
         ok = (_edge_lengths(arr[tj] - arr[ti], signed) >= EPS) & (_edge_lengths(arr[tk] - arr[ti], signed) >= EPS)
-        for acc, part in zip(tris, (ti[ok] + off, tj[ok] + off, tk[ok] + off, np.full(int(ok.sum()), idx))):
+        tri_parts = (ti[ok] + off, tj[ok] + off, tk[ok] + off, np.full(int(ok.sum()), idx))
+        for acc, part in zip(tris, tri_parts, strict=True):
             acc.append(part)
     pair_i, pair_j, pair_frame = (np.concatenate(p) for p in pairs)
     tri_i, tri_j, tri_k, tri_frame = (np.concatenate(t) for t in tris)
@@ -210,7 +211,7 @@ def _match_frame(
         cost = np.sqrt(((g[:, None, :] - p[None, :, :]) ** 2).sum(axis=2))
         r_idx, c_idx = linear_sum_assignment(cost)
         cat_sum = 0.0
-        for r, c in zip(r_idx.tolist(), c_idx.tolist()):
+        for r, c in zip(r_idx.tolist(), c_idx.tolist(), strict=True):
             dist = float(cost[r, c])
             s = max(0.0, 1.0 - dist / plan.scale)
             cat_sum += s

@@ -80,7 +80,7 @@ def _track_box(value: object) -> list[float] | None:
         return None
     if not all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in value):
         return None
-    return [float(x) for x in value]  # type: ignore[arg-type]
+    return [float(x) for x in value]
 
 
 @register("track_iou")

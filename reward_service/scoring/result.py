@@ -7,8 +7,8 @@ from typing import Any
 
 from reward_service.scoring.config import COMPONENTS
 
-# Note words of reward-spec v1, plus `answer_unparsable` (the spec asks for "a note" when a prediction
-# cannot be parsed without naming it) and `internal_error` / `timeout` for items that could not be scored.
+# Note words of reward-spec v1, plus `answer_unparsable`: the spec asks for "a note" when a prediction
+# cannot be parsed without naming it. Unscored items carry no note; their `diagnostics.error` says why.
 NOTE_WORDS = (
     "completion_too_large",
     "answer_missing",
@@ -19,8 +19,6 @@ NOTE_WORDS = (
     "graph_ambiguous",
     "graph_invalid",
     "graph_too_large",
-    "internal_error",
-    "timeout",
 )
 
 STATUSES = ("ok", "timeout", "error")
@@ -46,12 +44,11 @@ class ScoreResult:
     @classmethod
     def unscored(cls, status: str, message: str) -> ScoreResult:
         """An item that could not be scored: reward null, mask true, never a silent zero (spec 7)."""
-        note = "timeout" if status == "timeout" else "internal_error"
         return cls(
             status=status,
             reward=None,
             components=dict.fromkeys(COMPONENTS),
-            diagnostics={"notes": [note], "error": message},
+            diagnostics={"notes": [], "error": message},
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Reward config: defaults, deep merge, validation errors, canonical id; reference validation."""
+
+import hashlib
+import json
+
+import pytest
+
+from reward_service.scoring import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    ReferenceError,
+    RewardConfig,
+    validate_reference,
+)
+
+
+def test_default_id_is_canonical_sha256():
+    canonical = json.dumps(DEFAULT_CONFIG, sort_keys=True, separators=(",", ":"))
+    assert RewardConfig.build().id == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_partial_override_merges_and_changes_id():
+    cfg = RewardConfig.build({"weights": {"graph_node": 1}})
+    assert cfg.weights["graph_node"] == 1.0 and cfg.weights["answer"] == 1.0
+    assert cfg.id != RewardConfig.build().id
+    assert RewardConfig.build({"weights": {"graph_node": 1}}).id == RewardConfig.build({"weights": {"graph_node": 1.0}}).id
+    assert RewardConfig.build({"length": {"min_tokens": 10}}, base=cfg).weights["graph_node"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [({"weights": {"format": -1}}, "weights.format"), ({"weights": {"style": 1}}, "unknown"),
+     ({"length": {"min_tokens": 600}}, "above"), ({"weights": {"answer": "1"}}, "number"),
+     ({"weights": {"answer": True}}, "number"), ({"graph": {"angle_mode": "signed"}}, "angle_mode"),
+     ({"graph": {"requires_format": 1}}, "requires_format"), ({"limits": {"max_completion_chars": 0}}, ">= 1"),
+     ({"length": {"max_tokens": 1.5}}, "integer"), ({"graph": 3}, "object"), ({"weights": {"answer": float("inf")}}, "finite")],
+)
+def test_invalid_configs(override, words):
+    with pytest.raises(ConfigError, match=words):
+        RewardConfig.build(override)
+
+
+@pytest.mark.parametrize(
+    ("reference", "field"),
+    [({"task_type": "multiple_choice", "answer": "E", "options": ["a", "b"]}, "reference.answer"),
+     ({"task_type": "numerical", "answer": "4"}, "reference.answer"),
+     ({"task_type": "numerical", "answer": float("nan")}, "reference.answer"),
+     ({"task_type": "temporal_iou", "answer": [5, 4]}, "reference.answer"),
+     ({"task_type": "box_iou", "answer": [0, 0, 0, 1]}, "reference.answer"),
+     ({"task_type": "track_iou", "answer": {}}, "reference.answer"),
+     ({"task_type": "counting", "answer": 1}, "reference.task_type"),
+     ({"answer": 1}, "reference.task_type"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"a": [0, 0], "b": [0, 0, 0]}}, "reference.graph"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"a": [0, float("nan")]}}, "reference.graph"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"frames": {"0": {}}}}, "reference.graph"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"nodes": 5}}, "reference.graph"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"a": [0, 0]}, "graph_scale": 0}, "reference.graph_scale"),
+     ({"task_type": "numerical", "answer": 1, "graph": {"a": [0, 0]}, "graph_scale": float("nan")},
+      "reference.graph_scale")],
+)
+def test_invalid_references_name_the_field(reference, field):
+    with pytest.raises(ReferenceError, match=field):
+        validate_reference(reference)
+
+
+def test_reference_cache_does_not_confuse_null_and_nan():
+    good = {"task_type": "numerical", "answer": 1, "graph": {"a": [0, 0]}, "graph_scale": None}
+    assert validate_reference(good).graph_scale is None
+    with pytest.raises(ReferenceError):
+        validate_reference({**good, "graph_scale": float("nan")})

@@ -1,0 +1,170 @@
+"""Graph rewards: shapes, categories, frames, matching, gates, limits and invariances."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from reward_service.graph import category, read_graph
+from reward_service.parsing.relaxed_json import loads_relaxed
+from reward_service.scoring import RewardConfig, score
+
+SIGNED = RewardConfig.build({"graph": {"angle_mode": "signed_planar"}})
+
+
+def completion(graph) -> str:
+    text = graph if isinstance(graph, str) else json.dumps(graph)
+    return f"<think>\nscene\n<graph>{text}</graph>\n</think>\n<answer>A</answer>"
+
+
+def ref_of(graph, **extra) -> dict:
+    return {"task_type": "multiple_choice", "answer": "A", "graph": graph, **extra}
+
+
+@pytest.mark.parametrize(
+    ("name", "cat"),
+    [("Chair 2", "chair"), ("chair_2", "chair"), ("chair#2", "chair"), ("traffic-light_10", "traffic_light"),
+     ("chair_a", "chair_a"), (" Big  Red-Cup #03 ", "big_red_cup"), ("cup_1_2", "cup_1")],
+)
+def test_category(name, cat):
+    assert category(name) == cat
+
+
+def test_category_is_linear_on_long_digit_runs():
+    assert category("1" * 20000 + "x") == "1" * 20000 + "x"
+
+
+def test_repeated_keys_are_separate_nodes():
+    g = read_graph(loads_relaxed('{"cup": [0, 0], "cup": [1, 0]}'))
+    assert [n.pos for n in g.frames[0]] == [(0.0, 0.0), (1.0, 0.0)]
+
+
+def test_invalid_nodes_are_dropped_not_fatal():
+    ref = ref_of({"a": [0, 0], "b": [3, 0]})
+    r = score(completion('{"a": [0, 0], "b": [3, NaN], "c": [1e7, 0], "d": "x", "e": [true, 1]}'), ref)
+    assert r.components["graph_node"] == pytest.approx(0.5)  # a matched; b dropped, so 1 of max(1,2)
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [("[1, 2", "graph_invalid"), ("5", "graph_invalid"), ('{"frames": {"x": {"a": [0, 0]}}}', "graph_invalid"),
+     ("[" * 70 + "]" * 70, "graph_too_large"), (json.dumps({f"n{i}": [i, 0] for i in range(25)}), "graph_too_large"),
+     (json.dumps({"frames": {str(i): {"a": [0, 0]} for i in range(17)}}), "graph_too_large"),
+     ('{"a": [0, 0], "pad": "' + "x" * 33000 + '"}', "graph_too_large")],
+)
+def test_graph_faults(text, note):
+    r = score(completion(text), ref_of({"a": [0, 0], "b": [3, 0]}))
+    assert r.components["graph_node"] == 0 and r.components["graph_edge"] == 0
+    assert r.diagnostics["notes"] == [note]
+
+
+def test_missing_and_ambiguous_graph():
+    ref = ref_of({"a": [0, 0], "b": [3, 0]})
+    assert score("<think>x</think><answer>A</answer>", ref).diagnostics["notes"] == ["graph_missing"]
+    two = "<think><graph>{}</graph><graph>{}</graph></think><answer>A</answer>"
+    assert score(two, ref).diagnostics["notes"] == ["graph_ambiguous"]
+    outside = '<think>x</think><graph>{"a": [0, 0], "b": [3, 0]}</graph><answer>A</answer>'
+    assert score(outside, ref).diagnostics["notes"] == ["graph_missing"]
+
+
+def test_edge_null_when_reference_has_no_pair():
+    r = score(completion({"a": [0, 0]}), ref_of({"a": [0, 0]}))
+    assert r.components["graph_node"] == 1.0 and r.components["graph_edge"] is None
+    missing = score("<think>x</think><answer>A</answer>", ref_of({"a": [0, 0]}))
+    assert missing.components["graph_node"] == 0.0 and missing.components["graph_edge"] is None
+
+
+def test_wrong_dimension_counts_but_never_matches():
+    r = score(completion({"a": [0, 0, 0], "b": [3, 0]}), ref_of({"a": [0, 0], "b": [3, 0]}))
+    assert r.components["graph_node"] == pytest.approx(0.5)
+
+
+def test_dynamic_frames_nearest_and_ties_lower():
+    ref = ref_of({"frames": {"0": {"a": [0, 0]}, "10": {"a": [10, 0]}}}, graph_scale=100)
+    # predicted frames 4 and 6 for ref frame 10 -> 6; for ref frame 0 -> 4. Frame 5 ties 0/10 -> the lower.
+    r = score(completion({"frames": {"4": {"a": [0, 0]}, "6": {"a": [10, 0]}}}), ref)
+    assert r.components["graph_node"] == 1.0
+    tie = score(completion({"frames": {"t5": {"a": [0, 0]}}}), ref)
+    assert tie.components["graph_node"] == pytest.approx((1 + 0.9) / 2)
+
+
+def test_static_prediction_stands_for_every_frame():
+    ref = ref_of({"frames": {"0": {"a": [0, 0], "b": [1, 0]}, "5": {"a": [0, 0], "b": [2, 0]}}}, graph_scale=10)
+    static = score(completion({"a": [0, 0], "b": [1.5, 0]}), ref)
+    dynamic_same = score(completion({"frames": {"3": {"a": [0, 0], "b": [1.5, 0]}}}), ref)
+    assert static.components == dynamic_same.components
+
+
+def test_instances_matched_optimally_within_category():
+    ref = ref_of({"cup_1": [0, 0], "cup_2": [10, 0], "plate": [5, 5]}, graph_scale=20)
+    swapped = score(completion({"cup 9": [10, 0], "cup 3": [0, 0], "plate": [5, 5]}), ref)
+    assert swapped.components["graph_node"] == 1.0 and swapped.components["graph_edge"] == pytest.approx(1.0)
+
+
+def test_gates():
+    ref = ref_of({"a": [0, 0], "b": [3, 0]})
+    text = '<think><graph>{"a": [0, 0], "b": [3, 0]}</graph></think><answer>B</answer>'
+    assert score("junk" + text, ref).components["graph_node"] == 0.0
+    ungated = RewardConfig.build({"graph": {"requires_format": False}})
+    assert score("junk" + text, ref, ungated).components["graph_node"] == 1.0
+    need_answer = RewardConfig.build({"graph": {"requires_answer": True}})
+    assert score(text, ref, need_answer).components["graph_edge"] == 0.0
+    assert score(text, ref).components["graph_edge"] == 1.0
+
+
+def test_length_term():
+    ref = {"task_type": "numerical", "answer": 4.0}
+    ok = "<think>x</think><answer>4</answer>"
+    assert score(ok, ref, num_tokens=400).components["length"] == 1.0
+    assert score(ok, ref, num_tokens=300).components["length"] == 0.0
+    assert score(ok, ref, num_tokens=513).components["length"] == 0.0
+    assert score("<think>x</think><answer>9</answer>", ref, num_tokens=400).components["length"] == 0.0
+    assert score(ok, ref).components["length"] is None
+
+
+def test_completion_too_large():
+    ref = ref_of({"a": [0, 0]})
+    r = score("<think>" + "x" * 262200 + "</think><answer>A</answer>", ref, num_tokens=400)
+    assert r.reward == 0.0 and r.diagnostics["notes"] == ["completion_too_large"]
+    assert r.components == {"format": 0.0, "answer": 0.0, "graph_node": 0.0, "graph_edge": None, "length": 0.0}
+
+
+# ---- invariance: a rigid motion of the whole prediction keeps every distance and unsigned angle ----
+
+REF3 = {"lamp": [0.0, 0.0, 0.0], "desk": [2.0, 1.0, 0.5], "bed": [-1.0, 3.0, 0.0], "door": [4.0, -2.0, 2.5]}
+PRED3 = {"lamp": [0.3, 0.1, 0.0], "desk": [2.2, 0.8, 0.4], "bed": [-1.3, 2.6, 0.3], "door": [3.5, -2.2, 2.0]}
+
+
+def edge(pred: dict, ref: dict, config=None) -> float:
+    r = score(completion(pred), ref_of(ref, graph_scale=50.0), config)
+    return r.components["graph_edge"]
+
+
+def moved(pred: dict, matrix: np.ndarray, shift: np.ndarray) -> dict:
+    return {k: (matrix @ np.array(v) + shift).tolist() for k, v in pred.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.floats(-20, 20), min_size=3, max_size=3), st.booleans())
+def test_edge_invariant_to_rotation_translation_mirror_3d(seed, shift, mirror):
+    matrix = Rotation.random(random_state=seed).as_matrix()
+    if mirror:
+        matrix = matrix @ np.diag([1.0, 1.0, -1.0])
+    base = edge(PRED3, REF3)
+    assert edge(moved(PRED3, matrix, np.array(shift)), REF3) == pytest.approx(base, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-np.pi, np.pi), st.lists(st.floats(-20, 20), min_size=2, max_size=2))
+def test_signed_planar_invariant_to_planar_rotation_not_mirror(angle, shift):
+    ref = {k: v[:2] for k, v in REF3.items()}
+    pred = {k: v[:2] for k, v in PRED3.items()}
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    base = edge(pred, ref, SIGNED)
+    assert edge(moved(pred, rot, np.array(shift)), ref, SIGNED) == pytest.approx(base, abs=1e-9)
+    mirrored = moved(pred, rot @ np.diag([1.0, -1.0]), np.array(shift))
+    assert edge(mirrored, ref, SIGNED) < base - 0.05
+    assert edge(mirrored, ref) == pytest.approx(edge(pred, ref), abs=1e-9)
