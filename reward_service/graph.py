@@ -12,7 +12,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -36,6 +37,7 @@ class GraphError(ValueError):
         self.note = note
 
 
+@lru_cache(maxsize=65536)
 def category(name: str) -> str:
     """`Chair 2`, `chair_2`, `chair#2` -> `chair`; `traffic-light_10` -> `traffic_light`."""
     cat = _SEPARATORS.sub("_", name.lower().strip())
@@ -52,8 +54,7 @@ def frame_number(key: str) -> int | None:
     return int(m.group()) if m else None
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):  # a tuple: built for every predicted node, so it must be cheap
     name: str
     category: str
     pos: tuple[float, ...]
@@ -125,16 +126,16 @@ def _position(value: Any) -> tuple[float, ...] | None:
 
 
 def _position_list(value: Any) -> tuple[float, ...] | None:
-    if not isinstance(value, list) or isinstance(value, JObject) or len(value) not in (2, 3):
+    if type(value) is not list or not 2 <= len(value) <= 3:  # JObject, a list subclass, is no position
         return None
-    out = []
     for x in value:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
+        kind = type(x)
+        if kind is not float and kind is not int:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):  # numpy floats and the like pass
+                return None
+        if not -MAX_COORD <= x <= MAX_COORD:  # false for NaN; compared before float() so huge ints can't overflow
             return None
-        if not abs(x) <= MAX_COORD:  # also false for NaN; checked before float() so huge ints can't overflow
-            return None
-        out.append(float(x))
-    return tuple(out)
+    return tuple(map(float, value))
 
 
 def _node_entries(nodes: Any) -> list[tuple[Any, Any]] | None:

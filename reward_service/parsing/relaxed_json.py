@@ -15,6 +15,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+
 MAX_DEPTH = 64
 
 
@@ -73,7 +75,7 @@ def _single_to_double(body: str) -> str:
     return '"' + _SQ_ESCAPE.sub(fix, body) + '"'
 
 
-def _to_strict(text: str) -> str:
+def _to_strict(text: str, max_depth: int) -> str:
     """Rewrite relaxed JSON into strict JSON, checking brackets and depth on the way."""
     tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text)]
     out: list[str] = []
@@ -100,8 +102,8 @@ def _to_strict(text: str) -> str:
             pending_comma = True
         elif kind == "open":
             stack.append(_CLOSER[value])
-            if len(stack) > MAX_DEPTH:
-                raise TooDeepError(f"nesting deeper than {MAX_DEPTH}")
+            if len(stack) > max_depth:
+                raise TooDeepError(f"nesting deeper than {max_depth}")
             out.append("[" if value == "(" else value)
         elif kind == "sq":
             out.append(_single_to_double(value[1:-1]))
@@ -118,21 +120,18 @@ def _to_strict(text: str) -> str:
     return "".join(out)
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """True when containers nest deeper than `limit` (iterative: no recursion on hostile input)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, JObject):
-            children: Any = (v for _, v in node)
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, list))
-    return False
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = str.maketrans({"[": "\x02", "{": "\x02", "]": "\x00", "}": "\x00"})
+
+
+def _depth_exceeds(text: str, limit: int) -> bool:
+    """True when the brackets of valid JSON `text` nest deeper than `limit` (strings skipped)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    steps = np.frombuffer(brackets.translate(_BRACKET_STEP).encode("ascii"), dtype=np.int8).astype(np.int64) - 1
+    return bool(steps.size) and int(np.cumsum(steps).max()) > limit
 
 
 def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:
@@ -140,13 +139,14 @@ def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:
     try:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):
-        try:
-            strict = _to_strict(text)
-            value = _DECODER.decode(strict)
-        except TooDeepError:
-            raise
-        except (ValueError, RecursionError) as exc:
-            raise RelaxedJSONError(str(exc)) from None
-    if _depth_exceeds(value, max_depth):
-        raise TooDeepError(f"nesting deeper than {max_depth}")
-    return value
+        pass
+    else:
+        if _depth_exceeds(text, max_depth):
+            raise TooDeepError(f"nesting deeper than {max_depth}")
+        return value
+    try:  # relaxed: the rewrite checks brackets and depth as it goes
+        return _DECODER.decode(_to_strict(text, max_depth))
+    except TooDeepError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise RelaxedJSONError(str(exc)) from None

@@ -9,6 +9,7 @@ operations over all frames at once, so the cost does not grow with Python loops 
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -22,44 +23,66 @@ EPS = 1e-9
 
 
 @lru_cache(maxsize=32)
-def _triples(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(apex i, j, k) for every apex and pair j < k of the other nodes."""
+def _frame_template(n: int) -> dict[str, np.ndarray]:
+    """Index templates for a frame of n nodes.
+
+    Directed edges a -> b (a != b) are numbered a * (n - 1) + (b if b < a else b - 1). A pair i < j uses
+    edge i -> j; an angle at apex i over j < k uses edges i -> j and i -> k.
+    """
+    a, b = np.nonzero(~np.eye(n, dtype=bool))
+
+    def edge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x * (n - 1) + np.where(y < x, y, y - 1)
+
+    pi, pj = np.triu_indices(n, 1)
     i, j, k = np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij")
     keep = (j < k) & (i != j) & (i != k)
-    return i[keep], j[keep], k[keep]
+    i, j, k = i[keep], j[keep], k[keep]
+    return {"from": a, "to": b, "pair": edge(pi, pj), "tri_u": edge(i, j), "tri_v": edge(i, k)}
 
 
-def _angles(u: np.ndarray, v: np.ndarray, signed: bool) -> np.ndarray:
-    """Angle between rows of u and v: atan2(|u x v|, u.v) in [0, pi], or signed in the xy plane."""
+Vectors = list[np.ndarray]  # one 1-D array per coordinate
+
+
+def _lengths(w: Vectors, planar: bool) -> np.ndarray:
+    """Norms of the vectors; of their projection on the first two axes when `planar`."""
+    if planar or len(w) == 2:
+        return np.sqrt(w[0] * w[0] + w[1] * w[1])
+    return np.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+
+
+def _angles(u: Vectors, v: Vectors, signed: bool) -> np.ndarray:
+    """atan2(|u x v|, u . v) in [0, pi], or with `signed` the signed angle in the plane of the first
+    two axes, atan2(u_x v_y - u_y v_x, u_x v_x + u_y v_y), in (-pi, pi]."""
+    dot = u[0] * v[0] + u[1] * v[1]
     if signed:
-        cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-        return np.arctan2(cross, u[:, 0] * v[:, 0] + u[:, 1] * v[:, 1])
-    if u.shape[1] == 2:
-        cross = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-    else:
-        cross = np.linalg.norm(np.cross(u, v), axis=1)
-    return np.arctan2(cross, np.einsum("ij,ij->i", u, v))
-
-
-def _edge_lengths(w: np.ndarray, signed: bool) -> np.ndarray:
-    return np.linalg.norm(w[:, :2] if signed else w, axis=1)
+        return np.arctan2(u[0] * v[1] - u[1] * v[0], dot)
+    if len(u) == 2:
+        return np.arctan2(np.abs(u[0] * v[1] - u[1] * v[0]), dot)
+    dot += u[2] * v[2]
+    cx = u[1] * v[2] - u[2] * v[1]
+    cy = u[2] * v[0] - u[0] * v[2]
+    cz = u[0] * v[1] - u[1] * v[0]
+    return np.arctan2(np.sqrt(cx * cx + cy * cy + cz * cz), dot)
 
 
 @dataclass
 class _Plan:
+    """What the edge and node terms need from a reference graph, all frames stacked."""
+
     frames: list[int]
-    offsets: list[int]  # start of each frame's nodes in `pos`
-    pos: np.ndarray  # (N, d) all reference nodes of all frames
+    offsets: list[int]  # start of each frame's nodes among all nodes
     dim: int
     scale: float
-    categories: list[dict[str, list[int]]]  # per frame: category -> local rows, reference order
-    pair_i: np.ndarray
-    pair_j: np.ndarray
+    categories: list[dict[str, list[int]]]  # per frame: category -> rows, reference order
+    frame_pos: list[list[tuple[float, ...]]]  # per frame: node positions, reference order
+    edge_from: np.ndarray  # directed edges a -> b within each frame, as global node indices
+    edge_to: np.ndarray
+    pair_edge: np.ndarray  # reference pairs i < j of length >= EPS, as edge indices
     pair_frame: np.ndarray
     pair_d: np.ndarray
-    tri_i: np.ndarray
-    tri_j: np.ndarray
-    tri_k: np.ndarray
+    tri_u: np.ndarray  # reference angles with both edges >= EPS, as (edge i -> j, edge i -> k)
+    tri_v: np.ndarray
     tri_frame: np.ndarray
     tri_angle: np.ndarray
     n_pairs: np.ndarray  # per frame
@@ -67,57 +90,60 @@ class _Plan:
     edge_defined: bool
 
 
+def _edge_vectors(coords: np.ndarray, plan: _Plan) -> Vectors:
+    return [c[plan.edge_to] - c[plan.edge_from] for c in coords]
+
+
 def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
     frames = list(graph.frames)
-    arrays = [graph.positions(f) for f in frames]
-    offsets = list(np.cumsum([0] + [len(a) for a in arrays[:-1]]))
-    pos = np.concatenate(arrays)
+    sizes = [len(graph.frames[f]) for f in frames]
+    offsets = [0, *np.cumsum(sizes[:-1]).tolist()]
+    pos = np.concatenate([graph.positions(f) for f in frames])
     if scale is None:
         scale = float(np.linalg.norm(pos.max(axis=0) - pos.min(axis=0)))
     if scale < 1e-6:
         scale = 1.0
-    pairs: list[list[np.ndarray]] = [[], [], []]
-    tris: list[list[np.ndarray]] = [[], [], [], []]
-    categories = []
-    for idx, (f, arr, off) in enumerate(zip(frames, arrays, offsets, strict=True)):
-        cats: dict[str, list[int]] = {}
-        for row, node in enumerate(graph.frames[f]):
-            cats.setdefault(node.category, []).append(row)
-        categories.append(cats)
-        n = len(arr)
-        pi, pj = np.triu_indices(n, 1)
-        keep = np.linalg.norm(arr[pi] - arr[pj], axis=1) >= EPS
-        for acc, part in zip(pairs, (pi[keep] + off, pj[keep] + off, np.full(int(keep.sum()), idx)), strict=True):
-            acc.append(part)
-        ti, tj, tk = _triples(n)
-        ok = (_edge_lengths(arr[tj] - arr[ti], signed) >= EPS) & (_edge_lengths(arr[tk] - arr[ti], signed) >= EPS)
-        tri_parts = (ti[ok] + off, tj[ok] + off, tk[ok] + off, np.full(int(ok.sum()), idx))
-        for acc, part in zip(tris, tri_parts, strict=True):
-            acc.append(part)
-    pair_i, pair_j, pair_frame = (np.concatenate(p) for p in pairs)
-    tri_i, tri_j, tri_k, tri_frame = (np.concatenate(t) for t in tris)
-    n_frames = len(frames)
-    n_pairs = np.bincount(pair_frame, minlength=n_frames)
-    return _Plan(
-        frames=frames,
-        offsets=[int(o) for o in offsets],
-        pos=pos,
-        dim=pos.shape[1],
-        scale=scale,
-        categories=categories,
-        pair_i=pair_i,
-        pair_j=pair_j,
-        pair_frame=pair_frame,
-        pair_d=np.linalg.norm(pos[pair_i] - pos[pair_j], axis=1),
-        tri_i=tri_i,
-        tri_j=tri_j,
-        tri_k=tri_k,
-        tri_frame=tri_frame,
-        tri_angle=_angles(pos[tri_j] - pos[tri_i], pos[tri_k] - pos[tri_i], signed),
-        n_pairs=n_pairs,
-        n_angles=np.bincount(tri_frame, minlength=n_frames),
-        edge_defined=bool(n_pairs.any()),
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("from", "to", "pair", "pair_f", "tri_u", "tri_v", "tri_f")}
+    edge_base = 0
+    for idx, (n, off) in enumerate(zip(sizes, offsets, strict=True)):
+        t = _frame_template(n)
+        parts["from"].append(t["from"] + off)
+        parts["to"].append(t["to"] + off)
+        for key in ("pair", "tri_u", "tri_v"):
+            parts[key].append(t[key] + edge_base)
+        parts["pair_f"].append(np.full(len(t["pair"]), idx))
+        parts["tri_f"].append(np.full(len(t["tri_u"]), idx))
+        edge_base += n * (n - 1)
+    cat = {k: np.concatenate(v).astype(np.intp) for k, v in parts.items()}
+    plan = _Plan(
+        frames=frames, offsets=offsets, dim=pos.shape[1], scale=scale,
+        categories=[_categories(graph.frames[f]) for f in frames],
+        frame_pos=[[n.pos for n in graph.frames[f]] for f in frames],
+        edge_from=cat["from"], edge_to=cat["to"],
+        pair_edge=cat["pair"], pair_frame=cat["pair_f"], pair_d=np.zeros(0),
+        tri_u=cat["tri_u"], tri_v=cat["tri_v"], tri_frame=cat["tri_f"], tri_angle=np.zeros(0),
+        n_pairs=np.zeros(0), n_angles=np.zeros(0), edge_defined=False,
     )
+    # Keep only the pairs and angles the reference defines (edges of length >= EPS), then their values.
+    vectors = _edge_vectors(np.ascontiguousarray(pos.T), plan)
+    full, planar = _lengths(vectors, False), _lengths(vectors, signed)
+    keep_pair = full[plan.pair_edge] >= EPS
+    keep_tri = (planar[plan.tri_u] >= EPS) & (planar[plan.tri_v] >= EPS)
+    plan.pair_edge, plan.pair_frame = plan.pair_edge[keep_pair], plan.pair_frame[keep_pair]
+    plan.tri_u, plan.tri_v, plan.tri_frame = plan.tri_u[keep_tri], plan.tri_v[keep_tri], plan.tri_frame[keep_tri]
+    plan.pair_d = full[plan.pair_edge]
+    plan.tri_angle = _angles([w[plan.tri_u] for w in vectors], [w[plan.tri_v] for w in vectors], signed)
+    plan.n_pairs = np.bincount(plan.pair_frame, minlength=len(frames))
+    plan.n_angles = np.bincount(plan.tri_frame, minlength=len(frames))
+    plan.edge_defined = bool(plan.n_pairs.any())
+    return plan
+
+
+def _categories(nodes: list[Node]) -> dict[str, list[int]]:
+    cats: dict[str, list[int]] = {}
+    for row, node in enumerate(nodes):
+        cats.setdefault(node.category, []).append(row)
+    return cats
 
 
 def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
@@ -163,8 +189,9 @@ def score_graph(
     explain: bool = False,
 ) -> GraphScore:
     plan = _plan(ref, scale, angle_mode)
-    matched_pos = np.zeros_like(plan.pos)
-    matched = np.zeros(len(plan.pos), dtype=bool)
+    n_nodes = plan.offsets[-1] + len(plan.frame_pos[-1])
+    matched_pos: list[tuple[float, ...]] = [(0.0,) * plan.dim] * n_nodes
+    matched = [False] * n_nodes
     node_terms = []
     correspondence: list[dict[str, Any]] = []
     pred_frames = list(pred.frames)
@@ -178,13 +205,35 @@ def score_graph(
             matched[off + row] = True
             matched_pos[off + row] = nodes[col].pos
             if explain:
-                ref_name = ref.frames[f][row].name
-                correspondence.append(
-                    {"frame": f, "pred_frame": pf, "reference": ref_name, "prediction": nodes[col].name,
-                     "distance": dist, "score": s}
-                )
-    edge = _edge_term(plan, matched_pos, matched, angle_mode == "signed_planar")
-    return GraphScore(float(np.mean(node_terms)), edge, correspondence)
+                correspondence.append({
+                    "frame": f, "pred_frame": pf, "reference": ref.frames[f][row].name,
+                    "prediction": nodes[col].name, "distance": dist, "score": s,
+                })
+    edge = _edge_term(plan, np.array(matched_pos).T, np.array(matched), angle_mode == "signed_planar")
+    return GraphScore(sum(node_terms) / len(node_terms), edge, correspondence)
+
+
+def _dist(g: tuple[float, ...], p: tuple[float, ...]) -> float:
+    """The spec's `sqrt(sum((g - p) ** 2))`, in the same float64 operations and order as numpy."""
+    total = 0.0
+    for a, b in zip(g, p, strict=True):
+        total += (a - b) * (a - b)
+    return math.sqrt(total)
+
+
+def _assign(g: list[tuple[float, ...]], p: list[tuple[float, ...]]) -> list[tuple[int, int, float]]:
+    """(row, col, distance) of the spec's assignment: scipy's for the distance matrix.
+
+    With one row or one column the assignment is the first minimum, which is what scipy returns
+    (checked in the tests); plain Python is several times faster than numpy at these sizes.
+    """
+    if len(g) == 1 or len(p) == 1:
+        cost = [(_dist(a, b), r, c) for r, a in enumerate(g) for c, b in enumerate(p)]
+        best = min(cost, key=lambda t: t[0])  # min keeps the first of equal keys
+        return [(best[1], best[2], best[0])]
+    matrix = [[_dist(a, b) for b in p] for a in g]
+    rows, cols = linear_sum_assignment(matrix)
+    return [(r, c, matrix[r][c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 def _match_frame(
@@ -195,57 +244,52 @@ def _match_frame(
     for col, node in enumerate(nodes):
         by_cat.setdefault(node.category, []).append(col)
     ref_cats = plan.categories[idx]
-    off = plan.offsets[idx]
+    ref_pos = plan.frame_pos[idx]
     pairs: list[tuple[int, int, float, float]] = []
     union_den = 0
     gt_num = 0.0
     for cat, rows in ref_cats.items():
-        cols_all = by_cat.get(cat, [])
+        cols_all = by_cat.get(cat, ())
         cols = [c for c in cols_all if len(nodes[c].pos) == plan.dim]
         size = max(len(cols_all), len(rows))
         union_den += size
         if not cols:
             continue
-        g = plan.pos[[off + r for r in rows]]
-        p = np.array([nodes[c].pos for c in cols])
-        cost = np.sqrt(((g[:, None, :] - p[None, :, :]) ** 2).sum(axis=2))
-        r_idx, c_idx = linear_sum_assignment(cost)
         cat_sum = 0.0
-        for r, c in zip(r_idx.tolist(), c_idx.tolist(), strict=True):
-            dist = float(cost[r, c])
+        for r, c, dist in _assign([ref_pos[r] for r in rows], [nodes[c].pos for c in cols]):
             s = max(0.0, 1.0 - dist / plan.scale)
             cat_sum += s
             pairs.append((rows[r], cols[c], dist, s))
         gt_num += len(rows) * cat_sum / size
-    total = sum(p[3] for p in pairs)
     if node_weighting == "gt":
         return gt_num / sum(len(r) for r in ref_cats.values()), pairs
     union_den += sum(len(cols) for cat, cols in by_cat.items() if cat not in ref_cats)
-    return total / union_den, pairs
+    return sum(p[3] for p in pairs) / union_den, pairs
 
 
-def _edge_term(plan: _Plan, pos: np.ndarray, matched: np.ndarray, signed: bool) -> float | None:
+def _edge_term(plan: _Plan, coords: np.ndarray, matched: np.ndarray, signed: bool) -> float | None:
+    """Mean over frames of 0.5 mean(s_dist) + 0.5 mean(s_ang), or mean(s_dist) alone without angles.
+
+    `coords` is (d, N): one row per coordinate of the matched predictions; gathering from 1-D rows is
+    several times cheaper than gathering (N, d) rows, and these arrays are small, so numpy's per-call
+    overhead is what this function is written to keep down.
+    """
     if not plan.edge_defined:
         return None
     n_frames = len(plan.frames)
-    both = matched[plan.pair_i] & matched[plan.pair_j]
-    pred_d = np.linalg.norm(pos[plan.pair_i] - pos[plan.pair_j], axis=1)
-    s_dist = np.where(both, np.maximum(0.0, 1.0 - np.abs(pred_d - plan.pair_d) / plan.pair_d), 0.0)
-    mean_dist = np.bincount(plan.pair_frame, weights=s_dist, minlength=n_frames)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_dist = mean_dist / plan.n_pairs
-    u = pos[plan.tri_j] - pos[plan.tri_i]
-    v = pos[plan.tri_k] - pos[plan.tri_i]
-    ok = (
-        matched[plan.tri_i] & matched[plan.tri_j] & matched[plan.tri_k]
-        & (_edge_lengths(u, signed) >= EPS) & (_edge_lengths(v, signed) >= EPS)
-    )
+    coords = np.ascontiguousarray(coords)
+    vectors = _edge_vectors(coords, plan)
+    both = matched[plan.edge_from] & matched[plan.edge_to]
+    full = _lengths(vectors, False)
+    usable = both & ((_lengths(vectors, True) if signed else full) >= EPS)
+    pred_d = full[plan.pair_edge]
+    s_dist = np.where(both[plan.pair_edge], np.maximum(0.0, 1.0 - np.abs(pred_d - plan.pair_d) / plan.pair_d), 0.0)
+    sum_dist = np.bincount(plan.pair_frame, weights=s_dist, minlength=n_frames)
+    u, v = [w[plan.tri_u] for w in vectors], [w[plan.tri_v] for w in vectors]
+    ok = usable[plan.tri_u] & usable[plan.tri_v]
     s_ang = np.where(ok, (1.0 + np.cos(_angles(u, v, signed) - plan.tri_angle)) / 2.0, 0.0)
     sum_ang = np.bincount(plan.tri_frame, weights=s_ang, minlength=n_frames)
-    terms = []
-    for f in range(n_frames):
-        if plan.n_angles[f]:
-            terms.append(0.5 * mean_dist[f] + 0.5 * sum_ang[f] / plan.n_angles[f])
-        elif plan.n_pairs[f]:
-            terms.append(mean_dist[f])
-    return float(np.mean(terms))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_dist = sum_dist / plan.n_pairs
+        terms = np.where(plan.n_angles > 0, 0.5 * mean_dist + 0.5 * sum_ang / plan.n_angles, mean_dist)
+    return float(terms[plan.n_pairs > 0].mean())
