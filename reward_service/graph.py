@@ -129,10 +129,9 @@ def _position_list(value: Any) -> tuple[float, ...] | None:
     if type(value) is not list or not 2 <= len(value) <= 3:  # JObject, a list subclass, is no position
         return None
     for x in value:
-        kind = type(x)
-        if kind is not float and kind is not int:
-            if isinstance(x, bool) or not isinstance(x, (int, float)):  # numpy floats and the like pass
-                return None
+        exact = type(x) is float or type(x) is int  # the fast path; numpy floats and the like pass below
+        if not exact and (isinstance(x, bool) or not isinstance(x, (int, float))):
+            return None
         if not -MAX_COORD <= x <= MAX_COORD:  # false for NaN; compared before float() so huge ints can't overflow
             return None
     return tuple(map(float, value))
