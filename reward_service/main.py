@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from reward_service.cli_score import add_score_parser
+from reward_service.runtime import tune_allocator
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     result: int = args.func(args)
     return result
 
