@@ -97,9 +97,10 @@ class RelationGraph:
 
 
 def _pairs(obj: Any) -> Iterable[tuple[Any, Any]] | None:
-    if isinstance(obj, JObject):
+    kind = type(obj)
+    if kind is JObject:
         return obj
-    if isinstance(obj, Mapping):
+    if kind is dict or (kind is not list and isinstance(obj, Mapping)):  # exact types first: ABC checks are slow
         return obj.items()
     return None
 
@@ -115,8 +116,9 @@ _MISSING = object()
 
 
 def _position(value: Any) -> tuple[float, ...] | None:
-    pairs = _pairs(value)
-    if pairs is not None:  # an object: its first present key of pos / position / center
+    if type(value) is list:
+        return _position_list(value)
+    if _pairs(value) is not None:  # an object: its first present key of pos / position / center
         for key in _POS_KEYS:
             inner = _get(value, key)
             if inner is not _MISSING:

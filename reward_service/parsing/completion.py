@@ -12,12 +12,13 @@ from dataclasses import dataclass
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
-def find_blocks(text: str, tag: str) -> list[str]:
-    """Contents of `<tag>...</tag>` blocks as `re.findall(r'<tag>(.*?)</tag>', text, re.S)` gives them."""
+def find_blocks(text: str, tag: str, limit: int | None = None) -> list[str]:
+    """Contents of `<tag>...</tag>` blocks as `re.findall(r'<tag>(.*?)</tag>', text, re.S)` gives them,
+    the first `limit` of them when given (the scorer only needs to tell one block from several)."""
     open_tag, close_tag = f"<{tag}>", f"</{tag}>"
     blocks: list[str] = []
     pos = 0
-    while True:
+    while limit is None or len(blocks) < limit:
         start = text.find(open_tag, pos)
         if start < 0:
             return blocks
@@ -26,6 +27,7 @@ def find_blocks(text: str, tag: str) -> list[str]:
             return blocks
         blocks.append(text[start + len(open_tag) : end])
         pos = end + len(close_tag)
+    return blocks
 
 
 def format_ok(text: str) -> bool:
@@ -45,17 +47,17 @@ def format_ok(text: str) -> bool:
 @dataclass(frozen=True)
 class ParsedCompletion:
     format: bool
-    answers: list[str]  # contents of every answer block, unstripped
+    answers: list[str]  # contents of the first two answer blocks, unstripped: one, or "several"
     think: str | None  # content of the only think block, or None with none or several
-    graphs: list[str]  # contents of the graph blocks inside the think block
+    graphs: list[str]  # contents of the first two graph blocks inside the think block
 
 
 def parse_completion(text: str) -> ParsedCompletion:
-    thinks = find_blocks(text, "think")
+    thinks = find_blocks(text, "think", limit=2)
     think = thinks[0] if len(thinks) == 1 else None
     return ParsedCompletion(
         format=format_ok(text),
-        answers=find_blocks(text, "answer"),
+        answers=find_blocks(text, "answer", limit=2),
         think=think,
-        graphs=find_blocks(think, "graph") if think is not None else [],
+        graphs=find_blocks(think, "graph", limit=2) if think is not None else [],
     )
