@@ -100,3 +100,13 @@ def test_hostile_inputs_are_bounded(text):
     start = time.perf_counter()
     check_result(score(text, REFERENCES[0]))
     assert time.perf_counter() - start < 2.0  # a generous guard against quadratic blow-ups, not a benchmark
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXT)
+def test_indexed_parse_equals_plain_search(text):
+    from reward_service.parsing.completion import _parse_by_search, parse_completion
+
+    assert parse_completion(text) == _parse_by_search(text)
+    wrapped = f"  <think>{text}</think>\n<answer>{text[:5]}B</answer> "
+    assert parse_completion(wrapped) == _parse_by_search(wrapped)
