@@ -113,7 +113,7 @@ def ged_ratio(mix: Sequence[dict[str, Any]], per_size: int = 3, timeout_s: float
     }
 
 
-def run_inprocess(items: int = 4000, seed: int = 0) -> dict[str, float]:
+def run_inprocess(items: int = 4000, seed: int = 0, ged_pairs: int = 3) -> dict[str, float]:
     from reward_service.synth import standard_mix, worst_case_items
 
     mix = standard_mix(items, seed=seed)
@@ -127,5 +127,5 @@ def run_inprocess(items: int = 4000, seed: int = 0) -> dict[str, float]:
         "graph_items_per_s_per_core": measure_inprocess(with_graph),
         "worst_case_item_ms": worst_case_ms(worst_case_items()),
     }
-    figures.update(ged_ratio(mix))
+    figures.update(ged_ratio(mix, per_size=ged_pairs))
     return figures

@@ -16,7 +16,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.mode == "inprocess":
         from reward_service.bench import run_inprocess
 
-        figures: dict[str, Any] = run_inprocess(items=args.items, seed=args.seed)
+        figures: dict[str, Any] = run_inprocess(items=args.items, seed=args.seed, ged_pairs=args.ged_pairs)
     else:
         from reward_service.server_cli import run_http_bench
 
@@ -34,6 +34,7 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=("inprocess", "http"), default="inprocess")
     p.add_argument("--items", type=int, default=4000, help="items of the standard mix to score")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ged-pairs", type=int, default=3, help="graph pairs per size (4-8 nodes) for the GED baseline")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(func=_run_bench)
 

@@ -1,0 +1,21 @@
+"""The in-process benchmark runs end to end and prints its figures as one JSON object."""
+
+import json
+import subprocess
+import sys
+
+KEYS = {"inprocess_items_per_s_per_core", "answer_only_items_per_s_per_core", "graph_items_per_s_per_core",
+        "worst_case_item_ms", "ged_baseline_ratio", "ged_ratio_8_nodes", "ged_timeouts"}
+
+
+def test_inprocess_bench_prints_figures():
+    proc = subprocess.run(
+        [sys.executable, "-m", "reward_service.main", "bench", "--mode", "inprocess", "--items", "400",
+         "--ged-pairs", "1", "--json"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert KEYS <= set(figures)
+    for key in KEYS - {"ged_timeouts"}:
+        assert figures[key] > 0, key
+    assert figures["items"] == 400
