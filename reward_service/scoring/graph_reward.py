@@ -17,7 +17,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from reward_service.graph import Node, RelationGraph
-from reward_service.scoring import edge_kernels
 
 
 @dataclass
@@ -30,7 +29,7 @@ class _Plan:
     offsets: list[int]  # start of each frame's nodes among all nodes
     categories: list[dict[str, list[int]]]  # per frame: category -> rows, reference order
     frame_arrays: list[np.ndarray]  # per frame: (n, d) positions, reference order
-    relations: edge_kernels.Relations
+    relations: tuple[np.ndarray, ...]  # edge_kernels.reference_relations(...)
     edge_defined: bool  # some frame has a pair of distinct nodes
 
 
@@ -44,6 +43,8 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
         scale = float(np.linalg.norm(pos.max(axis=0) - pos.min(axis=0)))
     if scale < 1e-6:
         scale = 1.0
+    from reward_service.scoring import edge_kernels  # numba: imported on first graph, not with the package
+
     relations = edge_kernels.reference_relations(pos, offsets, sizes, signed)
     return _Plan(
         frames=frames, dim=pos.shape[1], scale=scale, offsets=offsets.tolist(),
@@ -127,6 +128,8 @@ def score_graph(
                 })
     edge = None
     if plan.edge_defined:
+        from reward_service.scoring import edge_kernels
+
         edge = edge_kernels.edge_term(
             np.array(matched_pos), np.array(matched), plan.relations, angle_mode == "signed_planar"
         )
