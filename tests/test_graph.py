@@ -168,3 +168,24 @@ def test_signed_planar_invariant_to_planar_rotation_not_mirror(angle, shift):
     mirrored = moved(pred, rot @ np.diag([1.0, -1.0]), np.array(shift))
     assert edge(mirrored, ref, SIGNED) < base - 0.05
     assert edge(mirrored, ref) == pytest.approx(edge(pred, ref), abs=1e-9)
+
+
+def test_compiled_assignment_is_scipys_ties_included():
+    """The spec's assignment is the one scipy returns; the compiled port must return the same pairs on
+    tie-heavy matrices of every shape (small integers make equal costs common)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from reward_service.scoring.graph_kernels import lsap_kernel
+
+    rng = np.random.default_rng(3)
+    for trial in range(20000):
+        n, m = rng.integers(1, 7, size=2)
+        if trial % 3 == 0:
+            cost = rng.integers(0, 3, size=(n, m)).astype(float)
+        elif trial % 3 == 1:
+            cost = rng.integers(0, 10, size=(n, m)) / 4.0
+        else:
+            cost = np.sqrt(rng.integers(0, 5, size=(n, m)).astype(float))
+        rows, cols = lsap_kernel(cost)
+        expected_rows, expected_cols = linear_sum_assignment(cost)
+        assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
