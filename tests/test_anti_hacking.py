@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reward_service.scoring import score
-from reward_service.synth import ADVERSARIAL_KINDS, MALFORMED_KINDS, TASK_TYPES, applicable_kinds, generate_task, make_completion
+from reward_service.synth import (
+    ADVERSARIAL_KINDS,
+    MALFORMED_KINDS,
+    TASK_TYPES,
+    applicable_kinds,
+    generate_task,
+    make_completion,
+)
 
 CASES = [(kind, task_type, with_graph) for kind in ADVERSARIAL_KINDS for task_type in TASK_TYPES
          if kind in applicable_kinds("adversarial", task_type) for with_graph in (False, True)]

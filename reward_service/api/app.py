@@ -1,0 +1,67 @@
+"""The app factory: `create_app(Settings(...))` builds the whole service; its lifespan runs the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from reward_service.api import health, metrics, openrlhf, rewards
+from reward_service.api.middleware import ServiceMiddleware
+from reward_service.api.schemas import OpenRLHFRequest, RewardsRequest
+from reward_service.api.service import PACKAGE_VERSION, RewardService
+from reward_service.core.errors import install_error_handlers
+from reward_service.core.settings import Settings
+
+DESCRIPTION = """Rewards for GRPO training of video LLMs (Video-STR relation-graph rewards, reward-spec v1).
+
+`POST /v1/rewards` scores a batch; `POST /get_reward` speaks OpenRLHF's remote reward protocol. Every
+error body is `{"error": {"code", "message"}}` (422 adds `detail`); every response carries `X-Request-ID`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: RewardService = app.state.service
+    # Start the workers in the background: the server listens at once, /healthz answers and /readyz
+    # says 503 until they are up (api.md), rather than the port staying closed during startup.
+    starting = asyncio.create_task(service.start())
+    try:
+        yield
+    finally:
+        service.draining = True
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await service.close()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the schemas of the bodies the routes read themselves (api/body.py)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _, defs = models_json_schema([(RewardsRequest, "validation"), (OpenRLHFRequest, "validation")],
+                                     ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    service = RewardService(settings)
+    app = FastAPI(title="Video-STR reward service", version=PACKAGE_VERSION, description=DESCRIPTION,
+                  lifespan=_lifespan, redirect_slashes=False)
+    app.state.service = service
+    app.state.api_keys = settings.key_bytes()
+    for module in (rewards, openrlhf, health, metrics):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(ServiceMiddleware, service=service)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,52 @@
+"""Route dependencies: the service object, bearer-token auth, readiness."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from reward_service.api.service import RewardService
+from reward_service.core.errors import Unauthorized
+
+# Dependencies are `async def` so FastAPI runs them on the loop, not through a thread hop each.
+# auto_error=False: we answer 401 with api.md's error body ourselves, and only when keys are set.
+# Declaring the scheme also puts it in /openapi.json.
+bearer = HTTPBearer(auto_error=False, description="required when the service is given API keys")
+
+
+async def get_service(request: Request) -> RewardService:
+    service: RewardService = request.app.state.service
+    return service
+
+
+def key_matches(presented: bytes, keys: list[bytes]) -> bool:
+    """Constant-time against every key: neither the match nor its position leaks through timing."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented, key)
+    return matched
+
+
+async def require_api_key(request: Request,
+                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    keys: list[bytes] = request.app.state.api_keys
+    if not keys:
+        return
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    if not key_matches(credentials.credentials.encode(), keys):
+        raise Unauthorized()
+
+
+ServiceDep = Annotated[RewardService, Depends(get_service)]
+
+
+async def require_ready(service: ServiceDep) -> RewardService:
+    service.check_ready()
+    return service
+
+
+ReadyServiceDep = Annotated[RewardService, Depends(require_ready)]

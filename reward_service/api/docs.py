@@ -1,0 +1,55 @@
+"""OpenAPI pieces shared by the routes: documented error responses, headers, and raw-body request schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reward_service.api.schemas import ErrorBody
+
+_DESCRIPTIONS = {
+    200: "Success",
+    400: "The body is not valid JSON",
+    401: "Missing or wrong bearer token (only when the service has API keys)",
+    413: "The body or the item count is over the service's limit",
+    422: "The body breaks the schema, or a reference or the config override is invalid",
+    429: "The service has more queued work than its limit; retry after Retry-After seconds",
+    500: "Unexpected fault (logged with the request id)",
+    503: "Starting, draining, or (OpenRLHF protocol) an item could not be scored; retry after Retry-After",
+}
+
+_REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "the request id the client sent, or a new one",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "required": True, "schema": {"type": "string"}}}
+_WWW_AUTH = {"WWW-Authenticate": {"description": "Bearer", "required": True, "schema": {"type": "string"}}}
+
+
+def headers_for(status: int) -> dict[str, Any]:
+    headers = dict(_REQUEST_ID)
+    if status in (429, 503):
+        headers.update(_RETRY_AFTER)
+    if status == 401:
+        headers.update(_WWW_AUTH)
+    return headers
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documented responses: 200's headers (its body comes from response_model) and the error bodies."""
+    out: dict[int | str, dict[str, Any]] = {200: {"description": _DESCRIPTIONS[200], "headers": headers_for(200)}}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status], "headers": headers_for(status)}
+    return out
+
+
+def request_body(schema_name: str) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON body itself (see api/body.py)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+        }
+    }

@@ -1,0 +1,105 @@
+"""One pure-ASGI middleware for every request: request id, body limit, metrics, access log, last-resort 500.
+
+Pure ASGI rather than Starlette's BaseHTTPMiddleware: it adds no task or stream copy per request,
+and it can refuse an oversized body from its Content-Length before a byte of it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reward_service.api.service import RewardService
+from reward_service.core.errors import PayloadTooLarge, error_body
+from reward_service.core.logs import request_id_var
+
+log = logging.getLogger("reward_service.access")
+
+# Route labels are these paths or "other": a fuzzer's random paths must not grow the metric series.
+KNOWN_PATHS = frozenset({"/v1/rewards", "/get_reward", "/v1/config", "/healthz", "/readyz", "/metrics",
+                         "/openapi.json", "/docs", "/redoc"})
+_REQUEST_ID = re.compile(rb"[!-~]{1,128}")  # visible ASCII, bounded: safe to echo and to log
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, service: RewardService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        scope.setdefault("state", {})["started"] = time.monotonic()
+        sent = _header(scope, b"x-request-id")
+        request_id = sent.decode() if sent is not None and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        path = scope["path"]
+        route = path if path in KNOWN_PATHS else "other"
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        limit = self.service.settings.max_body_bytes
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+            return message
+
+        self.service.request_started()
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                await self._error(send_with_id, 413, "payload_too_large",
+                                  f"request body over the limit of {limit} bytes")
+            else:
+                await self.app(scope, receive_limited, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "fields": {"route": route}})
+            if not response_started:
+                await self._error(send_with_id, 500, "internal_error", "unexpected error; see the service log")
+        finally:
+            self.service.request_finished()
+            elapsed = time.perf_counter() - started
+            metrics = self.service.metrics
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.request_duration.labels(route).observe(elapsed)
+            log.info("%s %s %d", scope["method"], route, status,
+                     extra={"request_id": request_id,
+                            "fields": {"method": scope["method"], "route": route, "status": status,
+                                       "duration_ms": round(elapsed * 1000, 2)}})
+            request_id_var.reset(token)
+
+    @staticmethod
+    async def _error(send: Send, status: int, code: str, message: str) -> None:
+        body = error_body(code, message)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,93 @@
+"""POST /get_reward: OpenRLHF's remote reward protocol (api.md), on the same scoring path as /v1/rewards.
+
+The protocol has no way to say "not scored", so a request with any item that would be masked
+answers 503 with Retry-After: OpenRLHF retries, and a timeout never becomes a silent 0 reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from reward_service.api.body import check_count, invalid, parse_model, read_json
+from reward_service.api.deps import ReadyServiceDep, require_api_key
+from reward_service.api.docs import request_body, responses
+from reward_service.api.schemas import OpenRLHFRequest, OpenRLHFResponse
+from reward_service.core.errors import Unavailable
+from reward_service.scoring import COMPONENTS, ReferenceError, validate_reference
+
+router = APIRouter()
+
+
+def completion_of(query: str, prompt: str) -> str:
+    """The response part of `query`: without the prompt prefix, or all of it when it lacks the prefix."""
+    return query[len(prompt):] if query.startswith(prompt) else query
+
+
+def _labels(req: OpenRLHFRequest) -> list[Any]:
+    n = len(req.query)
+    if len(req.prompts) != n or len(req.labels) != n:
+        raise invalid(
+            f"query, prompts and labels must have the same length, got {n}, {len(req.prompts)}, {len(req.labels)}",
+            [([], "query, prompts and labels differ in length", "length_mismatch")],
+        )
+    references: list[Any] = []
+    issues: list[tuple[list[str | int], str, str]] = []
+    for i, label in enumerate(req.labels):
+        try:
+            references.append(orjson.loads(label))
+        except orjson.JSONDecodeError as exc:
+            references.append(None)
+            issues.append((["labels", i], f"not a JSON reference: {exc}", "invalid_label"))
+    if issues:
+        raise invalid(f"labels[{issues[0][0][1]}]: {issues[0][1]}", issues)
+    return references
+
+
+@router.post(
+    "/get_reward",
+    summary="OpenRLHF remote reward",
+    response_model=OpenRLHFResponse,
+    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    openapi_extra=request_body("OpenRLHFRequest"),
+    dependencies=[Depends(require_api_key)],
+)
+async def get_reward(request: Request, service: ReadyServiceDep) -> Response:
+    data = await read_json(request)
+    check_count(data, "query", service.settings.max_items)
+    req = parse_model(OpenRLHFRequest, data)
+    references = _labels(req)
+    items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
+    config = service.default_config
+    batch = await service.lookup(items, config, False)
+    issues: list[tuple[list[str | int], str, str]] = []
+    previous: Any = None
+    for i in batch.misses:
+        reference = batch.items[i][1]
+        if reference is previous:  # the rollouts of a prompt share one label object: check it once
+            continue
+        try:
+            validate_reference(reference)
+        except ReferenceError as exc:
+            issues.append((["labels", i], str(exc), "invalid_reference"))
+        previous = reference
+    if issues:
+        raise invalid(f"labels[{issues[0][0][1]}]: invalid reference: {issues[0][1]}", issues)
+    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
+    results = await service.complete(batch, deadline_at)
+
+    masked = sum(1 for r in results if r["mask"])
+    if masked:
+        raise Unavailable(f"{masked} of {len(results)} items could not be scored in time; retry",
+                          retry_after_s=service.pool.retry_after_s(), code="not_scored")
+    rewards = [float(r["reward"]) for r in results]
+    body = {
+        "rewards": rewards,
+        "scores": [min(1.0, max(0.0, r)) for r in rewards],
+        # The protocol's logs are lists of floats: a component that does not apply (null) is logged 0.0.
+        "extra_logs": {c: [float(r["components"][c] or 0.0) for r in results] for c in COMPONENTS},
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,95 @@
+"""POST /v1/rewards: score a batch of rollouts (api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from reward_service.api.advantages import group_advantages
+from reward_service.api.body import check_count, invalid, parse_model, read_json
+from reward_service.api.deps import ReadyServiceDep, require_api_key
+from reward_service.api.docs import request_body, responses
+from reward_service.api.schemas import RewardsRequest, RewardsResponse
+from reward_service.api.service import Batch, RewardService
+from reward_service.scoring import ConfigError, ReferenceError, RewardConfig, validate_reference
+from reward_service.version import SCORER_VERSION
+
+router = APIRouter()
+
+
+def _check_request(req: RewardsRequest) -> None:
+    """What the schema cannot say: unique ids, and group ids when advantages are asked for."""
+    seen: set[str] = set()
+    issues: list[tuple[list[str | int], str, str]] = []
+    for i, item in enumerate(req.items):
+        if item.id in seen:
+            issues.append((["items", i, "id"], f"duplicate id {item.id!r}", "duplicate_id"))
+        seen.add(item.id)
+        if req.advantages is not None and item.group_id is None:
+            issues.append((["items", i, "group_id"], f"advantages '{req.advantages}' need a group_id on every item",
+                           "missing_group_id"))
+    if issues:
+        loc, msg, _ = issues[0]
+        raise invalid(f"item {loc[1]}: {msg}", issues)
+
+
+def _resolve_config(service: RewardService, req: RewardsRequest) -> RewardConfig:
+    try:
+        return service.resolve_config(req.config)
+    except ConfigError as exc:
+        raise invalid(f"invalid config: {exc}", [(["config"], str(exc), "config_error")]) from None
+
+
+def _check_references(req: RewardsRequest, batch: Batch) -> None:
+    issues: list[tuple[list[str | int], str, str]] = []
+    previous: Any = None
+    for i in batch.misses:
+        reference = batch.items[i][1]
+        if reference is previous:  # the rollouts of a group share one reference object: check it once
+            continue
+        try:
+            validate_reference(reference)
+        except ReferenceError as exc:
+            issues.append((["items", i, "reference"], str(exc), "invalid_reference"))
+        previous = reference
+    if issues:
+        first = int(issues[0][0][1])
+        raise invalid(f"item {first} (id {req.items[first].id!r}): invalid reference: {issues[0][1]}", issues)
+
+
+@router.post(
+    "/v1/rewards",
+    summary="Score a batch of rollouts",
+    response_model=RewardsResponse,
+    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    openapi_extra=request_body("RewardsRequest"),
+    dependencies=[Depends(require_api_key)],
+)
+async def post_rewards(request: Request, service: ReadyServiceDep) -> Response:
+    data = await read_json(request)
+    check_count(data, "items", service.settings.max_items)
+    req = parse_model(RewardsRequest, data)
+    _check_request(req)
+    config = _resolve_config(service, req)
+    items = [(item.completion, item.reference, item.num_tokens) for item in req.items]
+    batch = await service.lookup(items, config, req.explain)
+    _check_references(req, batch)  # a cached item's reference was valid when it was scored
+    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
+    results = await service.complete(batch, deadline_at)
+
+    advantages: list[float | None]
+    if req.advantages is not None:
+        groups = [item.group_id or "" for item in req.items]
+        advantages = group_advantages([r["reward"] for r in results], groups, req.advantages)
+    else:
+        advantages = [None] * len(results)
+    out: list[dict[str, Any]] = [
+        {"id": item.id, "group_id": item.group_id, "status": r["status"], "mask": r["mask"], "reward": r["reward"],
+         "components": r["components"], "advantage": adv, "cached": cached, "diagnostics": r["diagnostics"]}
+        for item, r, adv, cached in zip(req.items, results, advantages, batch.cached, strict=True)
+    ]
+    body = {"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out}
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,199 @@
+"""The state behind the routes: settings, worker pool, cache, metrics, readiness; and the scoring path
+both scoring routes share (cache look-up, validation of the misses, workers, cache fill)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from reward_service.cache import Cache, MemoryCache, RedisCache, canonical_json, item_key, key_prefix
+from reward_service.core.errors import Overloaded, Unavailable
+from reward_service.core.item_stats import ItemStats, task_label
+from reward_service.core.metrics import ServiceMetrics
+from reward_service.core.settings import Settings
+from reward_service.scoring import RewardConfig
+from reward_service.version import SCORER_VERSION
+from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
+
+log = logging.getLogger("reward_service.service")
+
+try:
+    from importlib.metadata import version as _dist_version
+
+    PACKAGE_VERSION = _dist_version("video-str-reward")
+except Exception:  # not installed (running from a checkout)
+    PACKAGE_VERSION = SCORER_VERSION
+
+
+def build_cache(settings: Settings, metrics: ServiceMetrics) -> Cache | None:
+    backend = settings.cache_backend
+    if backend == "off":
+        return None
+    if backend == "memory":
+        return MemoryCache(settings.cache_max_entries, settings.cache_max_bytes)
+    assert settings.redis_url is not None
+    return RedisCache(
+        settings.redis_url.get_secret_value(),
+        timeout_s=settings.redis_timeout_ms / 1000,
+        retry_s=settings.redis_retry_s,
+        ttl_s=settings.cache_ttl_s,
+        fault_log_interval_s=settings.fault_log_interval_s,
+        on_fault=lambda operation, kind: metrics.cache_faults.labels(operation, kind).inc(),
+    )
+
+
+@dataclass
+class Batch:
+    """One request's items on their way through cache and workers."""
+
+    items: Sequence[WorkItem]
+    config: RewardConfig
+    explain: bool
+    results: list[dict[str, Any] | None] = field(default_factory=list)
+    cached: list[bool] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+
+    @property
+    def misses(self) -> list[int]:
+        return [i for i, r in enumerate(self.results) if r is None]
+
+
+class RewardService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.default_config = settings.reward_config
+        self.metrics = ServiceMetrics(SCORER_VERSION, self.default_config.id, PACKAGE_VERSION)
+        self.pool = WorkerPool(
+            workers=settings.worker_count,
+            scorer=settings.scorer,
+            item_deadline_s=settings.item_deadline_s,
+            chunk_items=settings.chunk_items,
+            max_queued_items=settings.max_queued_items,
+            on_stats=self.metrics.merge_items,
+            on_restart=lambda reason: self.metrics.worker_restarts.labels(reason).inc(),
+        )
+        self.metrics.bind_pool_gauges(lambda: self.pool.inflight_items, lambda: self.pool.queued_items,
+                                      lambda: self.pool.ready_workers)
+        self.cache = build_cache(settings, self.metrics)
+        self.draining = False
+        self.inflight_requests = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ---------------------------------------------------------------- life cycle and readiness
+
+    @property
+    def ready(self) -> bool:
+        return self.pool.ready and not self.draining
+
+    async def start(self) -> None:
+        try:
+            await self.pool.start()
+        except PoolUnavailable as exc:
+            log.error("scoring workers did not start: %s", exc)
+
+    async def close(self) -> None:
+        self.draining = True
+        await self.pool.close()
+        if self.cache is not None:
+            await self.cache.close()
+
+    def request_started(self) -> None:
+        self.inflight_requests += 1
+        self._idle.clear()
+
+    def request_finished(self) -> None:
+        self.inflight_requests -= 1
+        if self.inflight_requests == 0:
+            self._idle.set()
+
+    async def drain(self, grace_s: float, timeout_s: float) -> None:
+        """Turn not-ready, keep serving for `grace_s` (load balancers notice), then wait for in-flight work."""
+        self.draining = True
+        log.info("draining", extra={"fields": {"inflight_requests": self.inflight_requests}})
+        await asyncio.sleep(grace_s)
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("drain timed out with requests in flight",
+                        extra={"fields": {"inflight_requests": self.inflight_requests}})
+
+    def check_ready(self) -> None:
+        if self.draining:
+            raise Unavailable("the service is draining; retry on another replica", code="draining")
+        if not self.pool.ready:
+            raise Unavailable("the scoring workers are not ready yet", code="not_ready")
+
+    # ---------------------------------------------------------------- scoring path
+
+    def resolve_config(self, overrides: dict[str, Any] | None) -> RewardConfig:
+        """The request's config (ConfigError propagates to the route, which names the field)."""
+        if not overrides:
+            return self.default_config
+        return RewardConfig.build(overrides, base=self.default_config)
+
+    async def lookup(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool) -> Batch:
+        """Fill the batch's results from the cache; a cache fault only means every item is a miss."""
+        items = share_references(items)
+        batch = Batch(items, config, explain, [None] * len(items), [False] * len(items))
+        if self.cache is None or not items:
+            return batch
+        prefix = key_prefix(SCORER_VERSION, config.id, explain)
+        serialised: dict[int, bytes | None] = {}  # a group's items share one reference object
+        for completion, reference, num_tokens in items:
+            ref_json = serialised.get(id(reference))
+            if ref_json is None:
+                ref_json = serialised[id(reference)] = canonical_json(reference)
+            batch.keys.append(None if ref_json is None else item_key(prefix, completion, reference, num_tokens,
+                                                                     ref_json))
+        wanted = [i for i, k in enumerate(batch.keys) if k is not None]
+        values = await self.cache.get_many([batch.keys[i] for i in wanted])  # type: ignore[misc]
+        counter = self.metrics.cache_requests
+        if values is None:
+            counter.labels("error").inc(len(wanted))
+            return batch
+        hits = ItemStats()
+        for i, value in zip(wanted, values, strict=True):
+            if value is not None:
+                result = orjson.loads(value)
+                batch.results[i] = result
+                batch.cached[i] = True
+                # Counted as items, not in the reward histograms: those describe scoring work done.
+                key = (task_label(items[i][1]), result["status"])
+                hits.items[key] = hits.items.get(key, 0) + 1
+        n_hits = sum(hits.items.values())
+        counter.labels("hit").inc(n_hits)
+        counter.labels("miss").inc(len(wanted) - n_hits)
+        self.metrics.merge_items(hits)
+        return batch
+
+    async def complete(self, batch: Batch, deadline_at: float) -> list[dict[str, Any]]:
+        """Score the misses in the workers (until the request deadline) and cache the scored ones."""
+        misses = batch.misses
+        if misses:
+            remaining = max(0.001, deadline_at - time.monotonic())
+            try:
+                scored = await self.pool.score([batch.items[i] for i in misses], batch.config, batch.explain,
+                                               remaining)
+            except PoolOverloaded as exc:
+                raise Overloaded("the service has more queued work than its limit", exc.retry_after_s) from None
+            except PoolUnavailable:
+                self.check_ready()
+                raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
+            for i, result in zip(misses, scored, strict=True):
+                batch.results[i] = result
+            if self.cache is not None and batch.keys:
+                entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in misses
+                           if batch.keys[i] is not None and scored_ok(batch.results[i])]
+                await self.cache.set_many(entries)  # type: ignore[arg-type]
+        return batch.results  # type: ignore[return-value]
+
+
+def scored_ok(result: dict[str, Any] | None) -> bool:
+    return result is not None and result.get("status") == "ok"

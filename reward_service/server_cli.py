@@ -1,0 +1,169 @@
+"""`reward-service serve`: run the HTTP service under uvicorn, with a graceful drain on SIGTERM.
+
+Also runnable as `python -m reward_service.server_cli serve ...` (the tests do). Imports of the web
+stack stay inside functions: scoring workers re-import the main module (multiprocessing's rule), and
+they must not pay for FastAPI.
+
+On the first SIGTERM or SIGINT the service turns not-ready (/readyz 503, new scoring requests 503),
+keeps serving for `--drain-grace` seconds so load balancers can notice, waits for the requests in
+flight to finish, then stops uvicorn and its workers and exits 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reward_service.core.settings import Settings
+
+# flag -> Settings field; only flags given on the command line override the environment.
+_FLAGS: dict[str, str] = {
+    "host": "host",
+    "port": "port",
+    "redis_url": "redis_url",
+    "cache": "cache",
+    "api_key": "api_keys",
+    "reward_config": "reward_config_file",
+    "max_body_bytes": "max_body_bytes",
+    "max_items": "max_items",
+    "max_queued_items": "max_queued_items",
+    "workers": "workers",
+    "chunk_items": "chunk_items",
+    "item_deadline": "item_deadline_s",
+    "request_deadline": "request_deadline_s",
+    "drain_grace": "drain_grace_s",
+    "log_level": "log_level",
+}
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `serve` on an argparse subparsers object; its handler is `args.func(args) -> int`."""
+    p = subparsers.add_parser("serve", help="run the HTTP reward service",
+                              description="Run the HTTP reward service. Every flag has a REWARD_SERVICE_* "
+                                          "environment variable (flags win).")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--redis-url", help="cache in Redis, shared by replicas (default: in-process cache)")
+    p.add_argument("--cache", choices=("auto", "memory", "redis", "off"),
+                   help="cache backend (default auto: Redis when a URL is given, else memory)")
+    p.add_argument("--api-key", action="append",
+                   help="require this bearer token; repeat for several (prefer REWARD_SERVICE_API_KEYS: "
+                        "a flag shows in the process list)")
+    p.add_argument("--reward-config", help="JSON file with a partial reward config: the server's default")
+    p.add_argument("--max-body-bytes", type=int, help="request body limit (default 64 MiB)")
+    p.add_argument("--max-items", type=int, help="items per request limit (default 4096)")
+    p.add_argument("--max-queued-items", type=int, help="queued items before 429 (default 16384)")
+    p.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
+    p.add_argument("--chunk-items", type=int, help="most items sent to a worker at once (default 64)")
+    p.add_argument("--item-deadline", type=float, help="seconds per item before its worker is killed (default 2)")
+    p.add_argument("--request-deadline", type=float, help="seconds per request (default 30)")
+    p.add_argument("--drain-grace", type=float, help="on SIGTERM, seconds to keep serving while not ready")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=serve_command)
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    from reward_service.core.settings import Settings
+
+    given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag, None) is not None}
+    return Settings(**given)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        print(f"reward-service serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from reward_service.api.app import create_app
+    from reward_service.core.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    drain_timeout = settings.request_deadline_s + 5.0
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            http="httptools", lifespan="on", server_header=False,
+                            timeout_graceful_shutdown=int(drain_timeout), log_level=settings.log_level)
+    server = _draining_server_class()(config, app.state.service, settings.drain_grace_s, drain_timeout)
+    # The modules and the app live as long as the process: keep the collector off them, or a full
+    # collection scans them all (tens of ms, added to whichever request is running).
+    gc.freeze()
+    server.run()
+    return 0
+
+
+def _draining_server_class() -> Any:
+    """uvicorn.Server whose first exit signal drains instead of closing the port at once."""
+    import asyncio
+    import socket
+    from types import FrameType
+
+    import uvicorn
+
+    from reward_service.api.service import RewardService
+
+    class DrainingServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config, service: RewardService, grace_s: float,
+                     timeout_s: float) -> None:
+            super().__init__(config)
+            self._service = service
+            self._grace = grace_s
+            self._timeout = timeout_s
+            self._loop: asyncio.AbstractEventLoop | None = None
+            self._drain: asyncio.Task[None] | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            self._loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self._drain is not None or self._loop is None or not self.started:
+                super().handle_exit(sig, frame)  # a second signal, or not serving yet: uvicorn's way
+                return
+            # Runs in a signal handler: hand over to the loop, which owns all the state.
+            self._loop.call_soon_threadsafe(self._start_drain)
+
+        def _start_drain(self) -> None:
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_task(self._drain_then_exit())
+
+        async def _drain_then_exit(self) -> None:
+            await self._service.drain(self._grace, self._timeout)
+            # should_exit, not handle_exit: uvicorn would re-raise the signal after shutdown and the
+            # process would end "killed by SIGTERM" instead of exiting 0 after a clean drain.
+            self.should_exit = True
+
+    return DrainingServer
+
+
+def run_http_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """`reward-service bench --mode http`: the figures (see reward_service/bench_http.py)."""
+    from reward_service.bench_http import run_http_bench as run
+
+    return run(items=getattr(args, "items", 4000), seed=getattr(args, "seed", 0),
+               workers=getattr(args, "workers", None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reward-service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve_parser(sub)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

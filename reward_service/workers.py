@@ -1,0 +1,496 @@
+"""Scoring in worker processes, with per-item and per-request deadlines that really stop the work.
+
+Why not pebble or loky: both time out a whole task, and a task here is a chunk of items (one item
+per task would cost a round trip per item). We need to know *which* item of a chunk is stuck, to
+kill only that worker, answer that item `timeout` and score the rest of its chunk elsewhere; and we
+want results delivered on the event loop without a thread per call. So this is a small pool of our
+own on `multiprocessing` primitives:
+
+* each worker owns a socketpair to the service and a two-slot shared array where it writes the index
+  and start time (monotonic clock, the same in every process) of the item it is scoring;
+* the service sends a chunk, then sets a timer for the item deadline; when it fires it reads the
+  shared array: if the current item started more than the deadline ago the worker is SIGKILLed and
+  replaced, the item becomes `timeout` (mask true, reward null) and the chunk's other items go back
+  to the front of the queue. Otherwise the timer is set again for the current item's own deadline;
+* a request deadline timer kills the workers still busy with that request and answers its unfinished
+  items `timeout`; a worker that dies (crash, OOM kill) costs its current item an `error`;
+* workers are forked from a forkserver that has preloaded and warmed the scoring code, so a
+  replacement is ready in milliseconds, and forking never happens from the threaded service process.
+
+The code that runs inside a worker is in worker_process.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import multiprocessing
+import pickle
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from reward_service.core.item_stats import ItemStats, task_label
+from reward_service.scoring import RewardConfig, ScoreResult
+from reward_service.worker_process import IDLE, PICKLE, WorkItem, worker_main
+
+log = logging.getLogger("reward_service.workers")
+
+_MAX_ATTEMPTS = 3  # a chunk whose worker was lost this often has its remaining items answered "error"
+_SENT = -2.0  # progress index written by the service when it sends a chunk: no item started yet
+
+
+class PoolUnavailable(Exception):
+    """The pool is starting, closing, or could not start its workers."""
+
+
+class PoolOverloaded(Exception):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many queued items; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+def share_references(items: Sequence[WorkItem]) -> list[WorkItem]:
+    """The items with each run of equal consecutive references (a GRPO group's rollouts) sharing one
+    object. Pickle then sends it once per chunk instead of once per rollout, and the worker validates
+    it once: about 5 us less per item, on both sides, for a graph reference."""
+    out: list[WorkItem] = []
+    previous: Any = None
+    for completion, reference, num_tokens in items:
+        if reference is not previous and reference == previous:
+            reference = previous
+        previous = reference
+        out.append((completion, reference, num_tokens))
+    return out
+
+
+def chunk_bounds(n: int, workers: int, most: int, least: int = 2) -> list[tuple[int, int]]:
+    """Split n items into chunks that shrink as the batch runs out ("guided" scheduling).
+
+    Big chunks first cost few round trips; small ones last let every worker finish at about the same
+    time, so a batch's latency is not set by the one worker that drew the last big chunk. `most`
+    also bounds the work redone when a worker is lost.
+    """
+    bounds = []
+    start = 0
+    while start < n:
+        size = min(most, max(least, math.ceil((n - start) / (2 * workers))))
+        bounds.append((start, min(n, start + size)))
+        start += size
+    return bounds
+
+
+class _Job:
+    """One `score` call: the results in item order, filled as chunks come back."""
+
+    __slots__ = ("config_dict", "config_id", "done", "explain", "future", "items", "remaining", "results", "timer")
+
+    def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
+                 future: asyncio.Future[None]) -> None:
+        self.items = items
+        self.config_id = config.id
+        self.config_dict = config.to_dict()
+        self.explain = explain
+        self.future = future
+        self.results: list[dict[str, Any] | None] = [None] * len(items)
+        self.remaining = len(items)
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Chunk:
+    __slots__ = ("attempts", "job", "positions", "reported")
+
+    def __init__(self, job: _Job, positions: list[int], attempts: int = 0) -> None:
+        self.job = job
+        self.positions = positions
+        self.attempts = attempts
+        self.reported = 0  # results received so far, for the first `reported` positions
+
+
+class _Worker:
+    __slots__ = ("chunk", "conn", "process", "progress", "ready", "sent_at", "seq", "timer")
+
+    def __init__(self, process: Any, conn: Connection, progress: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.progress = progress
+        self.ready = False
+        self.chunk: _Chunk | None = None
+        self.seq = 0
+        self.sent_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class WorkerPool:
+    """Scoring processes fed chunks of items from one FIFO queue, on the service's event loop."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        scorer: str = "reward_service.scoring:score",
+        item_deadline_s: float = 2.0,
+        chunk_items: int = 64,
+        max_queued_items: int = 16384,
+        on_stats: Callable[[ItemStats], None] = lambda _: None,
+        on_restart: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self._size = workers
+        self._scorer = scorer
+        self._item_deadline = item_deadline_s
+        self._chunk_items = chunk_items
+        self._max_queued = max_queued_items
+        self._on_stats = on_stats
+        self._on_restart = on_restart
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._queue: deque[_Chunk] = deque()
+        self._queued = 0
+        self._jobs: set[_Job] = set()
+        self._seq = 0
+        self._item_seconds = 0.001  # moving average of one item's cost, for Retry-After
+        self._started = False
+        self._closing = False
+        self._failure: str | None = None
+        self._ready_changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._respawns: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._closing
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued
+
+    @property
+    def inflight_items(self) -> int:
+        return sum(len(w.chunk.positions) - w.chunk.reported for w in self._workers if w.chunk is not None)
+
+    @property
+    def ready_workers(self) -> int:
+        return sum(1 for w in self._workers if w.ready)
+
+    def retry_after_s(self) -> int:
+        """Seconds until the queue has drained, by the recent cost of an item."""
+        wait = self._queued * self._item_seconds / max(1, self._size)
+        return max(1, min(60, math.ceil(wait)))
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def start(self, timeout_s: float = 120.0) -> None:
+        """Start every worker and wait until each has loaded the scorer. Raises PoolUnavailable."""
+        self._loop = asyncio.get_running_loop()
+        # Preload and warm the scoring code in the forkserver: every fork starts with it ready.
+        self._ctx.set_forkserver_preload(["reward_service.worker_process", "reward_service.worker_init"])
+        spawned = await asyncio.gather(*(self._loop.run_in_executor(None, self._spawn) for _ in range(self._size)))
+        for worker in spawned:
+            self._register(worker)
+        deadline = time.monotonic() + timeout_s
+        while self.ready_workers < self._size:
+            if self._failure is not None:
+                raise PoolUnavailable(self._failure)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolUnavailable(f"workers not ready after {timeout_s} s")
+            self._ready_changed.clear()
+            try:
+                await asyncio.wait_for(self._ready_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                continue
+        self._started = True
+        log.info("worker pool ready", extra={"fields": {"workers": self._size, "scorer": self._scorer}})
+
+    async def close(self, grace_s: float = 2.0) -> None:
+        """Answer unfinished work `error`, ask workers to exit, and kill those that do not."""
+        self._closing = True
+        self._closed.set()
+        # Let replacements being forked finish: `_respawn` then stops them. Cancelling would orphan a
+        # process that the executor thread is still starting.
+        await asyncio.gather(*self._respawns, return_exceptions=True)
+        for job in list(self._jobs):
+            self._fail_unfinished(job, "error", "service shutting down")
+        self._queue.clear()
+        self._queued = 0
+        workers, self._workers, self._idle = self._workers, [], []
+        for w in workers:
+            self._detach(w)
+            with contextlib.suppress(OSError):  # already dead: it is killed below anyway
+                w.conn.send_bytes(pickle.dumps(None))
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, w.process.join, grace_s) for w in workers))
+        for w in workers:
+            if w.process.is_alive():
+                w.process.kill()
+            w.conn.close()
+
+    def _spawn(self) -> _Worker:
+        """Blocking (run in a thread): fork one worker from the forkserver."""
+        parent, child = self._ctx.Pipe(duplex=True)
+        progress = self._ctx.RawArray("d", 2)
+        progress[0] = IDLE
+        process = self._ctx.Process(target=worker_main, args=(child, progress, self._scorer),
+                                    name="reward-worker", daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent, progress)
+
+    def _register(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        self._workers.append(worker)
+        self._loop.add_reader(worker.conn.fileno(), self._on_readable, worker)
+
+    def _detach(self, worker: _Worker) -> None:
+        """Stop listening to a worker and forget it (the caller kills or stops the process)."""
+        if worker.timer is not None:
+            worker.timer.cancel()
+            worker.timer = None
+        if self._loop is not None and not worker.conn.closed:
+            self._loop.remove_reader(worker.conn.fileno())
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        worker.ready = False
+
+    def _replace(self, worker: _Worker, reason: str) -> None:
+        """Kill `worker` (if still alive) and start another in its place."""
+        self._detach(worker)
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.conn.close()
+        self._on_restart(reason)
+        assert self._loop is not None
+        # Reap it off the loop: join blocks until the forkserver reports the exit status.
+        self._loop.run_in_executor(None, worker.process.join, 5.0)
+        if not self._closing:
+            task = self._loop.create_task(self._respawn())
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+
+    async def _respawn(self) -> None:
+        assert self._loop is not None
+        delay = 0.05
+        while not self._closing:
+            try:
+                worker = await self._loop.run_in_executor(None, self._spawn)
+            except Exception:
+                log.exception("could not start a scoring process; retrying in %.1f s", delay)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self._closing:
+                worker.process.kill()
+                worker.conn.close()
+                await self._loop.run_in_executor(None, worker.process.join, 5.0)
+                return
+            self._register(worker)
+            return
+
+    # ---------------------------------------------------------------- scoring
+
+    async def score(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
+                    deadline_s: float) -> list[dict[str, Any]]:
+        """Score `items` (references already validated); results in item order, `ScoreResult.to_dict()` shape.
+
+        Items not scored within their deadlines come back `timeout`; raises PoolOverloaded when the
+        queue would pass its limit and PoolUnavailable when not ready.
+        """
+        if not self.ready:
+            raise PoolUnavailable(self._failure or "worker pool is not ready")
+        if not items:
+            return []
+        if self._queued + len(items) > self._max_queued:
+            raise PoolOverloaded(self.retry_after_s())
+        loop = asyncio.get_running_loop()
+        job = _Job(items, config, explain, loop.create_future())
+        self._jobs.add(job)
+        for start, stop in chunk_bounds(len(items), self._size, self._chunk_items):
+            self._queue.append(_Chunk(job, list(range(start, stop))))
+        self._queued += len(items)
+        job.timer = loop.call_later(deadline_s, self._expire, job, deadline_s)
+        self._dispatch()
+        try:
+            await job.future
+        except asyncio.CancelledError:
+            # The caller gave up (client gone): drop what is still queued; running chunks are short.
+            self._finish(job)
+            self._drop_queued(job)
+            raise
+        return job.results  # type: ignore[return-value]  # every slot is filled when the future is done
+
+    def _dispatch(self) -> None:
+        while self._idle and self._queue:
+            chunk = self._queue.popleft()
+            self._queued -= len(chunk.positions)
+            if chunk.job.done:
+                continue
+            self._send(self._idle.pop(), chunk)
+
+    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
+        assert self._loop is not None
+        self._seq += 1
+        worker.seq, worker.chunk = self._seq, chunk
+        job = chunk.job
+        items = [job.items[p] for p in chunk.positions]
+        payload = pickle.dumps((worker.seq, job.config_id, job.config_dict, job.explain, items), PICKLE)
+        worker.progress[0] = _SENT  # the chunk is due from now, even before the worker starts its first item
+        worker.progress[1] = worker.sent_at = time.monotonic()
+        try:
+            worker.conn.send_bytes(payload)
+        except OSError:  # died while idle: no item of this chunk started, none is to blame
+            self._lost(worker, "crash", "error", "scoring process died", index=-1)
+            return
+        worker.timer = self._loop.call_later(self._item_deadline, self._check_item, worker, worker.seq)
+
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            message = pickle.loads(worker.conn.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self._lost(worker, "crash", "error", "scoring process died")
+            return
+        kind = message[0]
+        if kind == "done" or kind == "part":
+            self._on_results(worker, kind == "done", *message[1:])
+        elif kind == "ready":
+            worker.ready = True
+            self._idle.append(worker)
+            self._ready_changed.set()
+            self._dispatch()
+        elif kind == "failed":
+            self._failure = message[1]
+            log.error("scoring process could not start: %s", message[1])
+            self._detach(worker)
+            worker.conn.close()
+            self._ready_changed.set()
+
+    def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int, results: list[dict[str, Any]],
+                    stats: ItemStats) -> None:
+        chunk = worker.chunk
+        if chunk is None or seq != worker.seq:
+            return
+        job = chunk.job
+        if not job.done:
+            for position, result in zip(chunk.positions[offset:offset + len(results)], results, strict=True):
+                job.results[position] = result
+            job.remaining -= len(results)
+            self._on_stats(stats)
+        chunk.reported = offset + len(results)
+        if not done:
+            return
+        if worker.timer is not None:
+            worker.timer.cancel()
+            worker.timer = None
+        worker.chunk = None
+        elapsed = time.monotonic() - worker.sent_at
+        self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk.positions)))
+        if not job.done and job.remaining == 0:
+            self._finish(job)
+        self._idle.append(worker)
+        self._dispatch()
+
+    # ---------------------------------------------------------------- deadlines and lost workers
+
+    def _check_item(self, worker: _Worker, seq: int) -> None:
+        """Timer: kill the worker if its current item has passed the item deadline, else wait for it."""
+        assert self._loop is not None
+        worker.timer = None
+        if worker.chunk is None or worker.seq != seq:
+            return
+        started = worker.progress[1]
+        index = int(worker.progress[0])
+        if worker.progress[1] != started or index == IDLE:
+            # Moving to the next item right now, or done and sending: look again shortly.
+            worker.timer = self._loop.call_later(min(0.01, self._item_deadline), self._check_item, worker, seq)
+            return
+        due = started + self._item_deadline
+        now = time.monotonic()
+        if now < due:
+            worker.timer = self._loop.call_later(due - now, self._check_item, worker, seq)
+            return
+        log.warning("item deadline passed; killing its scoring process",
+                    extra={"fields": {"deadline_s": self._item_deadline, "pid": worker.process.pid}})
+        self._lost(worker, "item_deadline", "timeout", f"item deadline of {self._item_deadline:g} s passed",
+                   index)
+
+    def _lost(self, worker: _Worker, reason: str, status: str, message: str, index: int | None = None) -> None:
+        """A busy or idle worker was killed or died: replace it, and settle or requeue its chunk."""
+        chunk = worker.chunk
+        if index is None:
+            index = int(worker.progress[0])
+        if reason == "crash":
+            log.error("scoring process died", extra={"fields": {"pid": worker.process.pid}})
+        self._replace(worker, reason)
+        if chunk is not None and not chunk.job.done:
+            self._settle(chunk, index, status, message)
+        self._dispatch()
+
+    def _settle(self, chunk: _Chunk, index: int, status: str, message: str) -> None:
+        """Blame the item that was running (if any), and queue the chunk's other items again."""
+        job = chunk.job
+        positions = chunk.positions[chunk.reported:]
+        index = index - chunk.reported if index >= 0 else -1  # negative: no item had started
+        if 0 <= index < len(positions):
+            self._unscored(job, [positions[index]], status, message)
+            positions = positions[:index] + positions[index + 1:]
+        if not positions:
+            pass
+        elif chunk.attempts + 1 >= _MAX_ATTEMPTS:
+            self._unscored(job, positions, "error", "scoring process lost too often")
+        else:
+            # To the front: these items were already dispatched once, they go before newer work.
+            self._queue.appendleft(_Chunk(job, positions, chunk.attempts + 1))
+            self._queued += len(positions)
+        if job.remaining == 0:
+            self._finish(job)
+
+    def _expire(self, job: _Job, deadline_s: float) -> None:
+        """Request deadline: stop every worker still on this job and answer the rest `timeout`."""
+        job.timer = None
+        if job.done:
+            return
+        for worker in [w for w in self._workers if w.chunk is not None and w.chunk.job is job]:
+            worker.chunk = None
+            self._replace(worker, "request_deadline")
+        self._drop_queued(job)
+        self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed")
+        self._dispatch()
+
+    def _drop_queued(self, job: _Job) -> None:
+        kept = deque(c for c in self._queue if c.job is not job)
+        self._queued = sum(len(c.positions) for c in kept)
+        self._queue = kept
+
+    def _fail_unfinished(self, job: _Job, status: str, message: str) -> None:
+        self._unscored(job, [p for p, r in enumerate(job.results) if r is None], status, message)
+        self._finish(job)
+
+    def _unscored(self, job: _Job, positions: list[int], status: str, message: str) -> None:
+        stats = ItemStats()
+        for position in positions:
+            result = ScoreResult.unscored(status, message).to_dict()
+            job.results[position] = result
+            stats.add(task_label(job.items[position][1]), result)
+        job.remaining -= len(positions)
+        if positions:
+            self._on_stats(stats)
+
+    def _finish(self, job: _Job) -> None:
+        job.done = True
+        self._jobs.discard(job)
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        if not job.future.done():
+            job.future.set_result(None)
