@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 
+from reward_service.runtime import tune_allocator
 from reward_service.scoring import RewardConfig, score
 
 _REFERENCE = {"task_type": "multiple_choice", "answer": "B",
@@ -23,6 +24,7 @@ def warm_up() -> None:
         score(_COMPLETION, _REFERENCE, RewardConfig.build({"graph": {"angle_mode": mode}}), num_tokens=400)
 
 
+tune_allocator()  # big graphs' numpy temporaries stay on the heap (runtime.py); inherited by every fork
 try:
     warm_up()
 except Exception:  # a cold worker is slower on its first item, never wrong: do not stop the forkserver
