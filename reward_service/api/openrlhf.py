@@ -17,7 +17,7 @@ from reward_service.api.deps import ReadyServiceDep, require_api_key
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.core.errors import Unavailable
-from reward_service.scoring import COMPONENTS, ReferenceError, validate_reference
+from reward_service.scoring import COMPONENTS
 
 router = APIRouter()
 
@@ -63,17 +63,9 @@ async def get_reward(request: Request, service: ReadyServiceDep) -> Response:
     items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
     config = service.default_config
     batch = await service.lookup(items, config, False)
-    issues: list[tuple[list[str | int], str, str]] = []
-    previous: Any = None
-    for i in batch.misses:
-        reference = batch.items[i][1]
-        if reference is previous:  # the rollouts of a prompt share one label object: check it once
-            continue
-        try:
-            validate_reference(reference)
-        except ReferenceError as exc:
-            issues.append((["labels", i], str(exc), "invalid_reference"))
-        previous = reference
+    issues: list[tuple[list[str | int], str, str]] = [
+        (["labels", i], message, "invalid_reference") for i, message in batch.reference_errors()
+    ]
     if issues:
         raise invalid(f"labels[{issues[0][0][1]}]: invalid reference: {issues[0][1]}", issues)
     deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s

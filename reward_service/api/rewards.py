@@ -14,7 +14,7 @@ from reward_service.api.deps import ReadyServiceDep, require_api_key
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import RewardsRequest, RewardsResponse
 from reward_service.api.service import Batch, RewardService
-from reward_service.scoring import ConfigError, ReferenceError, RewardConfig, validate_reference
+from reward_service.scoring import ConfigError, RewardConfig
 from reward_service.version import SCORER_VERSION
 
 router = APIRouter()
@@ -44,17 +44,9 @@ def _resolve_config(service: RewardService, req: RewardsRequest) -> RewardConfig
 
 
 def _check_references(req: RewardsRequest, batch: Batch) -> None:
-    issues: list[tuple[list[str | int], str, str]] = []
-    previous: Any = None
-    for i in batch.misses:
-        reference = batch.items[i][1]
-        if reference is previous:  # the rollouts of a group share one reference object: check it once
-            continue
-        try:
-            validate_reference(reference)
-        except ReferenceError as exc:
-            issues.append((["items", i, "reference"], str(exc), "invalid_reference"))
-        previous = reference
+    issues: list[tuple[list[str | int], str, str]] = [
+        (["items", i, "reference"], message, "invalid_reference") for i, message in batch.reference_errors()
+    ]
     if issues:
         first = int(issues[0][0][1])
         raise invalid(f"item {first} (id {req.items[first].id!r}): invalid reference: {issues[0][1]}", issues)

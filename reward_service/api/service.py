@@ -17,7 +17,7 @@ from reward_service.core.errors import Overloaded, Unavailable
 from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.core.metrics import ServiceMetrics
 from reward_service.core.settings import Settings
-from reward_service.scoring import RewardConfig
+from reward_service.scoring import ReferenceError, RewardConfig, validate_reference
 from reward_service.version import SCORER_VERSION
 from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
 
@@ -62,6 +62,22 @@ class Batch:
     @property
     def misses(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
+
+    def reference_errors(self) -> list[tuple[int, str]]:
+        """(index, message) of each item to score whose reference is invalid. A cached item's reference
+        was valid when it was scored; the rollouts of a group share one reference object, checked once."""
+        errors: list[tuple[int, str]] = []
+        previous: Any = None
+        for i in self.misses:
+            reference = self.items[i][1]
+            if reference is previous:
+                continue
+            try:
+                validate_reference(reference)
+            except ReferenceError as exc:
+                errors.append((i, str(exc)))
+            previous = reference
+        return errors
 
 
 class RewardService:
