@@ -20,13 +20,8 @@ import numpy as np
 import pytest
 
 from reward_service import synth
+from reward_service.scoring import score, validate_reference
 
-try:  # the scoring core is written in parallel; its tests skip until it is importable
-    from reward_service.scoring import score, validate_reference
-except ImportError:  # pragma: no cover
-    score = validate_reference = None  # type: ignore[assignment]
-
-needs_scoring = pytest.mark.skipif(score is None, reason="reward_service.scoring is not importable yet")
 BLOCK = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.DOTALL) for tag in ("think", "answer", "graph")}
 # Numbers roughly as the spec reads them: "-" is a sign only at the start or after whitespace or ([{,=:;
 NUMBER = re.compile(r"(?:(?<![^\s(\[{,=:;])-)?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -448,7 +443,6 @@ def test_write_jsonl_round_trip(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- with the scoring core
 
 
-@needs_scoring
 def test_every_reference_validates() -> None:
     refs = [t.reference for t in tasks(seed=10, per_type=10)]
     refs += [it["reference"] for it in synth.standard_mix(200, seed=10) + synth.worst_case_items()]
@@ -456,7 +450,6 @@ def test_every_reference_validates() -> None:
         validate_reference(ref)
 
 
-@needs_scoring
 def test_exact_scores_the_maximum_and_wrong_scores_zero() -> None:
     rng = np.random.default_rng(11)
     for task in tasks(seed=11, per_type=10):
@@ -471,7 +464,6 @@ def test_exact_scores_the_maximum_and_wrong_scores_zero() -> None:
         assert wrong["format"] == 1.0 and wrong["answer"] == 0.0 and wrong["graph_node"] == c["graph_node"]
 
 
-@needs_scoring
 def test_noisy_completions_parse() -> None:
     rng = np.random.default_rng(12)
     for task in tasks(seed=12, per_type=8):
@@ -480,7 +472,6 @@ def test_noisy_completions_parse() -> None:
             assert result.components["format"] == 1.0 and not result.notes, (result.notes, task.task_type)
 
 
-@needs_scoring
 def test_faults_earn_nothing_from_what_they_break() -> None:
     rng = np.random.default_rng(13)
     for task in tasks(seed=13, per_type=4):
