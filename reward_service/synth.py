@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from reward_service.graph import category as category_of  # noqa: F401 (public: the scorer's rule, not a copy)
+
 T = TypeVar("T")
 Nodes = list[tuple[str, list[float]]]
 Frames = list[tuple[str | None, Nodes]]  # (frame key, nodes); one (None, nodes) for a static graph
@@ -160,11 +162,6 @@ def _base(name: str) -> str:
     """Our own naming: "traffic-light_2" -> "traffic-light", "table" -> "table"."""
     head, _, tail = name.rpartition("_")
     return head if head and tail.isdigit() else name
-
-
-def category_of(name: str) -> str:
-    """The spec's category of a node name (section 3): `Chair 2`, `chair#2` and `chair_2` are `chair`."""
-    return re.sub(r"[_#\s]*\d+$", "", re.sub(r"[\s-]+", "_", name.strip().lower()))
 
 
 def _dist(a: Sequence[float], b: Sequence[float]) -> float:
