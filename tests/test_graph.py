@@ -189,3 +189,14 @@ def test_compiled_assignment_is_scipys_ties_included():
         rows, cols = lsap_kernel(cost)
         expected_rows, expected_cols = linear_sum_assignment(cost)
         assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
+
+
+def test_explain_gives_the_parsed_graph_and_the_correspondence():
+    ref = ref_of({"frames": {"0": {"cup_1": [0, 0], "cup_2": [1, 0]}, "5": {"cup_1": [2, 2]}}}, graph_scale=10)
+    text = completion({"frames": {"0": {"cup 7": [1, 0], "cup 3": [0, 0]}, "9": {"cup": [2, 2]}}})
+    r = score(text, ref, explain=True)
+    pairs = {(c["frame"], c["pred_frame"], c["reference"], c["prediction"]) for c in r.diagnostics["correspondence"]}
+    assert pairs == {(0, 0, "cup_1", "cup 3"), (0, 0, "cup_2", "cup 7"), (5, 9, "cup_1", "cup")}
+    assert [n["name"] for n in r.diagnostics["graph"]["frames"]["0"]] == ["cup 7", "cup 3"]
+    assert r.diagnostics["answer"] == "A"
+    assert "correspondence" not in score(text, ref).diagnostics
