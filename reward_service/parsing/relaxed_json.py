@@ -30,9 +30,6 @@ class JObject(list[tuple[str, Any]]):
                 return v
         return default
 
-    def has(self, key: str) -> bool:
-        return any(k == key for k, _ in self)
-
 
 class RelaxedJSONError(ValueError):
     """Text that is not JSON, even relaxed."""

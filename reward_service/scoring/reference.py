@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from reward_service.graph import GraphError, RelationGraph, frame_number, read_graph
 
@@ -83,7 +83,6 @@ class Reference(BaseModel):
     answer: Any
     graph: Any = None
     graph_scale: float | None = None
-    _graph: RelationGraph | None = PrivateAttr(default=None)
 
     @field_validator("answer")
     @classmethod

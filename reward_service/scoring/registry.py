@@ -34,8 +34,4 @@ def answer_scorer(task_type: str) -> AnswerScorer:
     return _SCORERS[task_type]
 
 
-def registered_task_types() -> tuple[str, ...]:
-    return tuple(_SCORERS)
-
-
 UNPARSABLE = AnswerScore(0.0, "answer_unparsable")

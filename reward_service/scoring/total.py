@@ -10,7 +10,7 @@ from reward_service.graph import GraphError, RelationGraph, read_graph
 from reward_service.parsing.completion import parse_completion
 from reward_service.parsing.relaxed_json import RelaxedJSONError, TooDeepError, loads_relaxed
 from reward_service.scoring import choice, measures  # noqa: F401  (registers the answer scorers)
-from reward_service.scoring.config import COMPONENTS, DEFAULT_REWARD_CONFIG, RewardConfig
+from reward_service.scoring.config import DEFAULT_REWARD_CONFIG, RewardConfig
 from reward_service.scoring.graph_reward import edge_defined, score_graph
 from reward_service.scoring.reference import Reference, validate_reference
 from reward_service.scoring.registry import AnswerScore, answer_scorer
@@ -141,4 +141,4 @@ def score_batch(
     ]
 
 
-__all__ = ["COMPONENTS", "parse_graph", "score", "score_batch"]
+__all__ = ["parse_graph", "score", "score_batch"]
