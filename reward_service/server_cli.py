@@ -12,7 +12,6 @@ flight to finish, then stops uvicorn and its workers and exits 0. A second signa
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +88,7 @@ def serve(settings: Settings) -> int:
 
     from reward_service.api.app import create_app
     from reward_service.core.logs import configure_logging
+    from reward_service.runtime import tune_gc
 
     configure_logging(settings.log_level)
     app = create_app(settings)
@@ -97,9 +97,7 @@ def serve(settings: Settings) -> int:
                             http="httptools", lifespan="on", server_header=False,
                             timeout_graceful_shutdown=int(drain_timeout), log_level=settings.log_level)
     server = _draining_server_class()(config, app.state.service, settings.drain_grace_s, drain_timeout)
-    # The modules and the app live as long as the process: keep the collector off them, or a full
-    # collection scans them all (tens of ms, added to whichever request is running).
-    gc.freeze()
+    tune_gc()  # the modules and the app live as long as the process: see runtime.tune_gc
     server.run()
     return 0
 

@@ -7,10 +7,9 @@ Without it each new worker, replacements included, would spend its first item's 
 
 from __future__ import annotations
 
-import gc
 import logging
 
-from reward_service.runtime import tune_allocator
+from reward_service.runtime import tune_allocator, tune_gc
 from reward_service.scoring import RewardConfig, score
 
 _REFERENCE = {"task_type": "multiple_choice", "answer": "B",
@@ -33,5 +32,6 @@ except Exception:  # a cold worker is slower on its first item, never wrong: do 
 # Everything imported so far lives as long as the workers: move it out of the collector's reach.
 # A full collection in a worker then scans a chunk's objects, not all of numpy, scipy and numba
 # (~90 ms pauses otherwise, straight into a request's latency); and forked workers keep sharing
-# these pages instead of copying them when the collector touches their headers.
-gc.freeze()
+# these pages instead of copying them when the collector touches their headers. Collections are
+# also made rarer (runtime.tune_gc): a chunk's objects are mostly freed before one sees them.
+tune_gc()
