@@ -24,7 +24,7 @@ WorkItem = tuple[str, Any, "int | None"]  # completion, reference (validated JSO
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
 
 PICKLE = pickle.HIGHEST_PROTOCOL
-IDLE = -1.0  # progress index written by a worker between chunks
+IDLE = -1.0  # progress index written by a worker after its chunk's last item
 _FLUSH_S = 0.05  # a chunk running longer than this sends the results it has so far
 
 
@@ -61,8 +61,12 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     # it once for them all, and hand the scorer the validated Reference.
     validated: dict[int, Any] = {}
     for index, (completion, reference, num_tokens) in enumerate(items):
-        progress[0] = index  # index first, then start time: the service reads them the other way round
-        progress[1] = started = clock()
+        # Start time zeroed, then chunk and index, then the start time: the service reads the start time
+        # before and after the other two, and trusts them only when it saw the same non-zero value twice.
+        progress[2] = 0.0
+        progress[0] = seq
+        progress[1] = index
+        progress[2] = started = clock()
         try:
             ref = validated.get(id(reference))
             if ref is None:
@@ -78,7 +82,7 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             offset += len(results)
             results, stats = [], ItemStats()
             flush_at = now + _FLUSH_S
-    progress[0] = IDLE
+    progress[1] = IDLE
     conn.send_bytes(pickle.dumps(("done", seq, offset, results, stats), PICKLE))
 
 

@@ -6,12 +6,17 @@ kill only that worker, answer that item `timeout` and score the rest of its chun
 want results delivered on the event loop without a thread per call. So this is a small pool of our
 own on `multiprocessing` primitives:
 
-* each worker owns a socketpair to the service and a two-slot shared array where it writes the index
-  and start time (monotonic clock, the same in every process) of the item it is scoring;
-* the service sends a chunk, then sets a timer for the item deadline; when it fires it reads the
-  shared array: if the current item started more than the deadline ago the worker is SIGKILLed and
-  replaced, the item becomes `timeout` (mask true, reward null) and the chunk's other items go back
-  to the front of the queue. Otherwise the timer is set again for the current item's own deadline;
+* each worker owns a socketpair to the service and a three-slot shared array where it writes the
+  chunk, the index and the start time (monotonic clock, the same in every process) of the item it is
+  scoring;
+* a worker holds up to two chunks: the one it scores and the next, already in its socket, so it never
+  waits for the service (whose one thread may be busy parsing a request) between chunks. The service
+  reads and writes the sockets through asyncio transports: a send never blocks the event loop;
+* the service sets a timer for the item deadline of a worker's current chunk; when it fires it reads
+  the shared array: if the current item started more than the deadline ago the worker is SIGKILLed
+  and replaced, the item becomes `timeout` (mask true, reward null) and the chunk's other items, and
+  the next chunk, go back to the front of the queue. Otherwise the timer is set again for the
+  current item's own deadline;
 * a request deadline timer kills the workers still busy with that request and answers its unfinished
   items `timeout`; a worker that dies (crash, OOM kill) costs its current item an `error`;
 * workers are forked from a forkserver that has preloaded and warmed the scoring code, so a
@@ -27,11 +32,13 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import os
 import pickle
+import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 
 from reward_service.core.item_stats import ItemStats, task_label
@@ -41,7 +48,7 @@ from reward_service.worker_process import IDLE, PICKLE, WorkItem, worker_main
 log = logging.getLogger("reward_service.workers")
 
 _MAX_ATTEMPTS = 3  # a chunk whose worker was lost this often has its remaining items answered "error"
-_SENT = -2.0  # progress index written by the service when it sends a chunk: no item started yet
+_DEPTH = 2  # chunks a worker holds: the one it scores and the next
 
 
 class PoolUnavailable(Exception):
@@ -103,26 +110,79 @@ class _Job:
 
 
 class _Chunk:
-    __slots__ = ("attempts", "job", "positions", "reported")
+    __slots__ = ("attempts", "due_from", "job", "positions", "reported", "seq")
 
     def __init__(self, job: _Job, positions: list[int], attempts: int = 0) -> None:
         self.job = job
         self.positions = positions
         self.attempts = attempts
         self.reported = 0  # results received so far, for the first `reported` positions
+        self.seq = 0  # set when sent: the worker tags its progress and results with it
+        self.due_from = 0.0  # when it became its worker's current chunk
+
+
+class _Channel(asyncio.Protocol):
+    """The service's end of a worker's socket: messages framed as multiprocessing.Connection frames them
+    (so the worker uses a plain blocking Connection), read and written by an asyncio transport, so that
+    neither a big chunk nor a slow reader ever blocks the event loop."""
+
+    def __init__(self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]) -> None:
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while not self.closed and len(buffer) >= 4:
+            (size,) = struct.unpack_from("!i", buffer)
+            start = 4
+            if size == -1:  # a frame over 2 GiB: an 8-byte size follows
+                if len(buffer) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", buffer, 4)
+                start = 12
+            end = start + size
+            if len(buffer) < end:
+                return
+            message = bytes(buffer[start:end])
+            del buffer[:end]
+            self._on_message(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._on_lost()
+
+    def send(self, payload: bytes) -> None:
+        if self.closed or self.transport is None:
+            return  # the worker is gone: connection_lost settles its chunks
+        size = len(payload)
+        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+        self.transport.writelines((header, payload))
+
+    def close(self) -> None:
+        """Stop delivering messages and drop the socket, unsent data included."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class _Worker:
-    __slots__ = ("chunk", "conn", "process", "progress", "ready", "sent_at", "seq", "timer")
+    __slots__ = ("channel", "chunks", "process", "progress", "ready", "timer")
 
-    def __init__(self, process: Any, conn: Connection, progress: Any) -> None:
+    def __init__(self, process: Any, progress: Any) -> None:
         self.process = process
-        self.conn = conn
-        self.progress = progress
+        self.progress = progress  # [seq, index, start] of the item being scored; see worker_process.py
+        self.channel: _Channel | None = None
         self.ready = False
-        self.chunk: _Chunk | None = None
-        self.seq = 0
-        self.sent_at = 0.0
+        self.chunks: deque[_Chunk] = deque()  # sent, not finished; the first is being scored
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -149,7 +209,6 @@ class WorkerPool:
         self._on_restart = on_restart
         self._ctx = multiprocessing.get_context("forkserver")
         self._workers: list[_Worker] = []
-        self._idle: list[_Worker] = []
         self._queue: deque[_Chunk] = deque()
         self._queued = 0
         self._jobs: set[_Job] = set()
@@ -175,7 +234,7 @@ class WorkerPool:
 
     @property
     def inflight_items(self) -> int:
-        return sum(len(w.chunk.positions) - w.chunk.reported for w in self._workers if w.chunk is not None)
+        return sum(len(c.positions) - c.reported for w in self._workers for c in w.chunks)
 
     @property
     def ready_workers(self) -> int:
@@ -194,8 +253,8 @@ class WorkerPool:
         # Preload and warm the scoring code in the forkserver: every fork starts with it ready.
         self._ctx.set_forkserver_preload(["reward_service.worker_process", "reward_service.worker_init"])
         spawned = await asyncio.gather(*(self._loop.run_in_executor(None, self._spawn) for _ in range(self._size)))
-        for worker in spawned:
-            self._register(worker)
+        for worker, sock in spawned:
+            await self._register(worker, sock)
         deadline = time.monotonic() + timeout_s
         while self.ready_workers < self._size:
             if self._failure is not None:
@@ -222,45 +281,49 @@ class WorkerPool:
             self._fail_unfinished(job, "error", "service shutting down")
         self._queue.clear()
         self._queued = 0
-        workers, self._workers, self._idle = self._workers, [], []
+        workers, self._workers = self._workers, []
         for w in workers:
+            if w.channel is not None:
+                w.channel.send(pickle.dumps(None))
             self._detach(w)
-            with contextlib.suppress(OSError):  # already dead: it is killed below anyway
-                w.conn.send_bytes(pickle.dumps(None))
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(None, w.process.join, grace_s) for w in workers))
         for w in workers:
             if w.process.is_alive():
                 w.process.kill()
-            w.conn.close()
+            if w.channel is not None:
+                w.channel.close()
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> tuple[_Worker, socket.socket]:
         """Blocking (run in a thread): fork one worker from the forkserver."""
         parent, child = self._ctx.Pipe(duplex=True)
-        progress = self._ctx.RawArray("d", 2)
-        progress[0] = IDLE
+        progress = self._ctx.RawArray("d", 3)
+        progress[0], progress[1], progress[2] = -1.0, IDLE, 0.0
         process = self._ctx.Process(target=worker_main, args=(child, progress, self._scorer),
                                     name="reward-worker", daemon=True)
-        process.start()
-        child.close()
-        return _Worker(process, parent, progress)
+        try:
+            process.start()
+        finally:
+            child.close()
+        # The service's end as a socket of its own, for an asyncio transport.
+        sock = socket.socket(fileno=os.dup(parent.fileno()))
+        parent.close()
+        return _Worker(process, progress), sock
 
-    def _register(self, worker: _Worker) -> None:
+    async def _register(self, worker: _Worker, sock: socket.socket) -> None:
         assert self._loop is not None
+        channel = _Channel(lambda message: self._on_message(worker, message), lambda: self._on_lost_channel(worker))
+        worker.channel = channel
+        await self._loop.create_unix_connection(lambda: channel, sock=sock)
         self._workers.append(worker)
-        self._loop.add_reader(worker.conn.fileno(), self._on_readable, worker)
 
     def _detach(self, worker: _Worker) -> None:
         """Stop listening to a worker and forget it (the caller kills or stops the process)."""
         if worker.timer is not None:
             worker.timer.cancel()
             worker.timer = None
-        if self._loop is not None and not worker.conn.closed:
-            self._loop.remove_reader(worker.conn.fileno())
         if worker in self._workers:
             self._workers.remove(worker)
-        if worker in self._idle:
-            self._idle.remove(worker)
         worker.ready = False
 
     def _replace(self, worker: _Worker, reason: str) -> None:
@@ -268,7 +331,8 @@ class WorkerPool:
         self._detach(worker)
         if worker.process.is_alive():
             worker.process.kill()
-        worker.conn.close()
+        if worker.channel is not None:
+            worker.channel.close()
         self._on_restart(reason)
         assert self._loop is not None
         # Reap it off the loop: join blocks until the forkserver reports the exit status.
@@ -283,7 +347,7 @@ class WorkerPool:
         delay = 0.05
         while not self._closing:
             try:
-                worker = await self._loop.run_in_executor(None, self._spawn)
+                worker, sock = await self._loop.run_in_executor(None, self._spawn)
             except Exception:
                 log.exception("could not start a scoring process; retrying in %.1f s", delay)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -292,10 +356,10 @@ class WorkerPool:
                 continue
             if self._closing:
                 worker.process.kill()
-                worker.conn.close()
+                sock.close()
                 await self._loop.run_in_executor(None, worker.process.join, 5.0)
                 return
-            self._register(worker)
+            await self._register(worker, sock)
             return
 
     # ---------------------------------------------------------------- scoring
@@ -331,55 +395,67 @@ class WorkerPool:
         return job.results  # type: ignore[return-value]  # every slot is filled when the future is done
 
     def _dispatch(self) -> None:
-        while self._idle and self._queue:
+        """Hand queued chunks to ready workers: every idle worker first, then each a next chunk."""
+        while self._queue:
+            worker = None
+            for w in self._workers:
+                if w.ready and len(w.chunks) < _DEPTH and (worker is None or len(w.chunks) < len(worker.chunks)):
+                    worker = w
+            if worker is None:
+                return
             chunk = self._queue.popleft()
             self._queued -= len(chunk.positions)
-            if chunk.job.done:
-                continue
-            self._send(self._idle.pop(), chunk)
+            if not chunk.job.done:
+                self._send(worker, chunk)
 
     def _send(self, worker: _Worker, chunk: _Chunk) -> None:
-        assert self._loop is not None
+        assert worker.channel is not None
         self._seq += 1
-        worker.seq, worker.chunk = self._seq, chunk
+        chunk.seq = self._seq
         job = chunk.job
         items = [job.items[p] for p in chunk.positions]
-        payload = pickle.dumps((worker.seq, job.config_id, job.config_dict, job.explain, items), PICKLE)
-        worker.progress[0] = _SENT  # the chunk is due from now, even before the worker starts its first item
-        worker.progress[1] = worker.sent_at = time.monotonic()
-        try:
-            worker.conn.send_bytes(payload)
-        except OSError:  # died while idle: no item of this chunk started, none is to blame
-            self._lost(worker, "crash", "error", "scoring process died", index=-1)
-            return
-        worker.timer = self._loop.call_later(self._item_deadline, self._check_item, worker, worker.seq)
+        worker.chunks.append(chunk)
+        if len(worker.chunks) == 1:
+            self._start_clock(worker)
+        worker.channel.send(pickle.dumps((chunk.seq, job.config_id, job.config_dict, job.explain, items), PICKLE))
 
-    def _on_readable(self, worker: _Worker) -> None:
+    def _start_clock(self, worker: _Worker) -> None:
+        """The worker's first chunk is due from now, even before the worker starts its first item."""
+        assert self._loop is not None
+        chunk = worker.chunks[0]
+        chunk.due_from = time.monotonic()
+        worker.timer = self._loop.call_later(self._item_deadline, self._check_item, worker, chunk.seq)
+
+    def _on_message(self, worker: _Worker, data: bytes) -> None:
         try:
-            message = pickle.loads(worker.conn.recv_bytes())
-        except (EOFError, OSError, pickle.UnpicklingError):
-            self._lost(worker, "crash", "error", "scoring process died")
+            message = pickle.loads(data)
+        except Exception:
+            self._lost(worker, "crash", "error", "scoring process sent garbage")
             return
         kind = message[0]
         if kind == "done" or kind == "part":
             self._on_results(worker, kind == "done", *message[1:])
         elif kind == "ready":
             worker.ready = True
-            self._idle.append(worker)
             self._ready_changed.set()
             self._dispatch()
         elif kind == "failed":
             self._failure = message[1]
             log.error("scoring process could not start: %s", message[1])
             self._detach(worker)
-            worker.conn.close()
+            if worker.channel is not None:
+                worker.channel.close()
             self._ready_changed.set()
+
+    def _on_lost_channel(self, worker: _Worker) -> None:
+        if worker in self._workers:  # not one we stopped or gave up on ourselves
+            self._lost(worker, "crash", "error", "scoring process died")
 
     def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int, results: list[dict[str, Any]],
                     stats: ItemStats) -> None:
-        chunk = worker.chunk
-        if chunk is None or seq != worker.seq:
+        if not worker.chunks or worker.chunks[0].seq != seq:
             return
+        chunk = worker.chunks[0]
         job = chunk.job
         if not job.done:
             for position, result in zip(chunk.positions[offset:offset + len(results)], results, strict=True):
@@ -392,12 +468,13 @@ class WorkerPool:
         if worker.timer is not None:
             worker.timer.cancel()
             worker.timer = None
-        worker.chunk = None
-        elapsed = time.monotonic() - worker.sent_at
+        worker.chunks.popleft()
+        elapsed = time.monotonic() - chunk.due_from
         self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk.positions)))
+        if worker.chunks:
+            self._start_clock(worker)
         if not job.done and job.remaining == 0:
             self._finish(job)
-        self._idle.append(worker)
         self._dispatch()
 
     # ---------------------------------------------------------------- deadlines and lost workers
@@ -406,14 +483,19 @@ class WorkerPool:
         """Timer: kill the worker if its current item has passed the item deadline, else wait for it."""
         assert self._loop is not None
         worker.timer = None
-        if worker.chunk is None or worker.seq != seq:
+        if not worker.chunks or worker.chunks[0].seq != seq:
             return
-        started = worker.progress[1]
-        index = int(worker.progress[0])
-        if worker.progress[1] != started or index == IDLE:
-            # Moving to the next item right now, or done and sending: look again shortly.
+        chunk = worker.chunks[0]
+        progress = worker.progress
+        started = progress[2]
+        running, index = progress[0], int(progress[1])
+        if progress[2] != started or started == 0.0 or running > seq or (running == seq and index == IDLE):
+            # Moving to the next item right now, or done with this chunk and its results on their way (the
+            # worker tags progress with the chunk's number; chunks run in the order sent): look again soon.
             worker.timer = self._loop.call_later(min(0.01, self._item_deadline), self._check_item, worker, seq)
             return
+        if running < seq:  # no item of this chunk started yet
+            started, index = chunk.due_from, -1
         due = started + self._item_deadline
         now = time.monotonic()
         if now < due:
@@ -425,22 +507,33 @@ class WorkerPool:
                    index)
 
     def _lost(self, worker: _Worker, reason: str, status: str, message: str, index: int | None = None) -> None:
-        """A busy or idle worker was killed or died: replace it, and settle or requeue its chunk."""
-        chunk = worker.chunk
+        """A worker was killed or died: replace it, settle its current chunk and queue its next ones again."""
+        chunks = list(worker.chunks)
+        worker.chunks.clear()
         if index is None:
-            index = int(worker.progress[0])
+            progress = worker.progress
+            index = int(progress[1]) if chunks and progress[0] == chunks[0].seq else -1
         if reason == "crash":
             log.error("scoring process died", extra={"fields": {"pid": worker.process.pid}})
         self._replace(worker, reason)
-        if chunk is not None and not chunk.job.done:
-            self._settle(chunk, index, status, message)
+        for later in reversed(chunks[1:]):  # sent but not started: nobody's fault, back to the front
+            self._requeue(later, later.attempts)
+        if chunks and not chunks[0].job.done:
+            self._settle(chunks[0], index, status, message)
         self._dispatch()
+
+    def _requeue(self, chunk: _Chunk, attempts: int) -> None:
+        """Queue a chunk's unreported items again, at the front: they were dispatched once already."""
+        positions = chunk.positions[chunk.reported:]
+        if positions and not chunk.job.done:
+            self._queue.appendleft(_Chunk(chunk.job, positions, attempts))
+            self._queued += len(positions)
 
     def _settle(self, chunk: _Chunk, index: int, status: str, message: str) -> None:
         """Blame the item that was running (if any), and queue the chunk's other items again."""
         job = chunk.job
-        positions = chunk.positions[chunk.reported:]
         index = index - chunk.reported if index >= 0 else -1  # negative: no item had started
+        positions = chunk.positions[chunk.reported:]
         if 0 <= index < len(positions):
             self._unscored(job, [positions[index]], status, message)
             positions = positions[:index] + positions[index + 1:]
@@ -449,20 +542,22 @@ class WorkerPool:
         elif chunk.attempts + 1 >= _MAX_ATTEMPTS:
             self._unscored(job, positions, "error", "scoring process lost too often")
         else:
-            # To the front: these items were already dispatched once, they go before newer work.
-            self._queue.appendleft(_Chunk(job, positions, chunk.attempts + 1))
-            self._queued += len(positions)
+            self._requeue(_Chunk(job, positions), chunk.attempts + 1)
         if job.remaining == 0:
             self._finish(job)
 
     def _expire(self, job: _Job, deadline_s: float) -> None:
-        """Request deadline: stop every worker still on this job and answer the rest `timeout`."""
+        """Request deadline: stop every worker busy with this job and answer the rest `timeout`."""
         job.timer = None
         if job.done:
             return
-        for worker in [w for w in self._workers if w.chunk is not None and w.chunk.job is job]:
-            worker.chunk = None
+        for worker in [w for w in self._workers if w.chunks and w.chunks[0].job is job]:
+            later = list(worker.chunks)[1:]
+            worker.chunks.clear()
             self._replace(worker, "request_deadline")
+            for chunk in reversed(later):
+                self._requeue(chunk, chunk.attempts)
+        # A chunk of this job waiting behind another job's in a worker is scored and its results dropped.
         self._drop_queued(job)
         self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed")
         self._dispatch()

@@ -72,11 +72,11 @@ def test_queue_over_its_limit_is_429_with_retry_after():
         thread.start()
         pool = client.app.state.service.pool
         deadline = time.monotonic() + 5
-        while pool.queued_items < 3:  # one item with the worker, three waiting
+        while pool.queued_items < 2:  # two items with the worker (the one it scores and the next), two waiting
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        body = {"items": [item("late-1"), item("late-2")]}
-        response = client.post("/v1/rewards", json=body)  # 3 queued + 2 > 4
+        body = {"items": [item("late-1"), item("late-2"), item("late-3")]}
+        response = client.post("/v1/rewards", json=body)  # 2 queued + 3 > 4
         assert_error(response, 429, "overloaded")
         assert int(response.headers["retry-after"]) >= 1
         thread.join()

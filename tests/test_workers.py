@@ -138,6 +138,30 @@ def test_items_scored_before_a_kill_in_the_same_chunk_are_kept():
     run(body, workers=1, chunk_items=8, item_deadline_s=0.5)
 
 
+def test_the_next_chunk_a_killed_worker_held_is_scored_by_its_replacement():
+    # One worker, chunks of two: it holds [STUCK, 1] and, already sent, [2, 3]. The kill costs only the
+    # stuck item; the item after it and the whole next chunk are scored after all, by the replacement.
+    async def body(pool, restarts):
+        items = [("STUCK", MC_REF, None), *ok_items(4)]
+        results = await pool.score(items, CONFIG, False, 30.0)
+        assert [r["status"] for r in results] == ["timeout", "ok", "ok", "ok", "ok"]
+        assert [r["reward"] for r in results[1:]] == [2.0] * 4
+        assert restarts == ["item_deadline"]
+        assert pool.inflight_items == 0 and pool.queued_items == 0
+
+    run(body, workers=1, chunk_items=2, item_deadline_s=0.5)
+
+
+def test_a_worker_that_dies_with_a_next_chunk_loses_only_its_item():
+    async def body(pool, restarts):
+        items = [*ok_items(1), ("CRASH now", MC_REF, None), *ok_items(3, "b")]
+        results = await pool.score(items, CONFIG, False, 30.0)
+        assert [r["status"] for r in results] == ["ok", "error", "ok", "ok", "ok"]
+        assert restarts == ["crash"]
+
+    run(body, workers=1, chunk_items=2)
+
+
 def test_results_stay_in_item_order_across_chunks_and_workers():
     async def body(pool, restarts):
         for n in (1, 7, 64, 333):
@@ -156,8 +180,10 @@ def test_more_queued_items_than_the_limit_is_refused():
         slow = [("SLEEP 0.3 <answer>B</answer>", MC_REF, None)] * 4
         first = asyncio.ensure_future(pool.score(slow, CONFIG, False, 30.0))
         await asyncio.sleep(0.05)
+        # The worker holds two of the four (the one it scores and the next): two are queued, and 2 + 3 > 4.
+        assert pool.queued_items == 2
         with pytest.raises(PoolOverloaded) as refused:
-            await pool.score(ok_items(2), CONFIG, False, 30.0)
+            await pool.score(ok_items(3), CONFIG, False, 30.0)
         assert refused.value.retry_after_s >= 1
         assert [r["status"] for r in await first] == ["ok"] * 4
 
