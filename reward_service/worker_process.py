@@ -18,13 +18,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from reward_service.core.item_stats import ItemStats, task_label
-from reward_service.scoring import RewardConfig, ScoreResult, validate_reference
+from reward_service.scoring import ReferenceError, RewardConfig, ScoreResult, validate_reference
 
 WorkItem = tuple[str, Any, "int | None"]  # completion, reference (validated JSON object), num_tokens
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
 
 PICKLE = pickle.HIGHEST_PROTOCOL
 IDLE = -1.0  # progress index written by a worker after its chunk's last item
+# The status of an item whose reference is invalid. It never leaves the service: the request is answered
+# 422 naming the item (api.md). References are validated here, once, not in the service process too.
+INVALID_REFERENCE = "invalid_reference"
 _FLUSH_S = 0.05  # a chunk running longer than this sends the results it has so far
 
 
@@ -58,7 +61,7 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     offset = 0
     flush_at = clock() + _FLUSH_S
     # The rollouts of a group arrive sharing one reference object (see workers.share_references): validate
-    # it once for them all, and hand the scorer the validated Reference.
+    # it once for them all, and hand the scorer the validated Reference (or the ReferenceError).
     validated: dict[int, Any] = {}
     for index, (completion, reference, num_tokens) in enumerate(items):
         # Start time zeroed, then chunk and index, then the start time: the service reads the start time
@@ -67,15 +70,23 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
         progress[0] = seq
         progress[1] = index
         progress[2] = started = clock()
-        try:
-            ref = validated.get(id(reference))
-            if ref is None:
-                ref = validated[id(reference)] = validate_reference(reference)
-            result = scorer(completion, ref, config, num_tokens, explain).to_dict()
-        except Exception as exc:  # `score` never raises for a completion; a bug must not lose the chunk
-            result = ScoreResult.unscored("error", f"{type(exc).__name__}: {exc}").to_dict()
-        now = clock()
-        stats.add(task_label(reference), result, now - started)
+        ref = validated.get(id(reference))
+        if ref is None:
+            try:
+                ref = validate_reference(reference)
+            except ReferenceError as exc:
+                ref = exc
+            validated[id(reference)] = ref
+        if isinstance(ref, ReferenceError):
+            result = {"status": INVALID_REFERENCE, "error": str(ref)}  # not scored, not counted
+            now = clock()
+        else:
+            try:
+                result = scorer(completion, ref, config, num_tokens, explain).to_dict()
+            except Exception as exc:  # `score` never raises for a completion; a bug must not lose the chunk
+                result = ScoreResult.unscored("error", f"{type(exc).__name__}: {exc}").to_dict()
+            now = clock()
+            stats.add(task_label(reference), result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
             conn.send_bytes(pickle.dumps(("part", seq, offset, results, stats), PICKLE))

@@ -94,11 +94,13 @@ def chunk_bounds(n: int, workers: int, most: int, least: int = 2) -> list[tuple[
 class _Job:
     """One `score` call: the results in item order, filled as chunks come back."""
 
-    __slots__ = ("config_dict", "config_id", "done", "explain", "future", "items", "remaining", "results", "timer")
+    __slots__ = ("config_dict", "config_id", "done", "explain", "future", "items", "remaining", "results", "stats",
+                 "timer")
 
     def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
-                 future: asyncio.Future[None]) -> None:
+                 future: asyncio.Future[None], stats: ItemStats | None) -> None:
         self.items = items
+        self.stats = stats
         self.config_id = config.id
         self.config_dict = config.to_dict()
         self.explain = explain
@@ -197,7 +199,6 @@ class WorkerPool:
         item_deadline_s: float = 2.0,
         chunk_items: int = 64,
         max_queued_items: int = 16384,
-        on_stats: Callable[[ItemStats], None] = lambda _: None,
         on_restart: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._size = workers
@@ -205,7 +206,6 @@ class WorkerPool:
         self._item_deadline = item_deadline_s
         self._chunk_items = chunk_items
         self._max_queued = max_queued_items
-        self._on_stats = on_stats
         self._on_restart = on_restart
         self._ctx = multiprocessing.get_context("forkserver")
         self._workers: list[_Worker] = []
@@ -365,11 +365,13 @@ class WorkerPool:
     # ---------------------------------------------------------------- scoring
 
     async def score(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
-                    deadline_s: float) -> list[dict[str, Any]]:
-        """Score `items` (references already validated); results in item order, `ScoreResult.to_dict()` shape.
+                    deadline_s: float, stats: ItemStats | None = None) -> list[dict[str, Any]]:
+        """Score `items`; results in item order, `ScoreResult.to_dict()` shape.
 
-        Items not scored within their deadlines come back `timeout`; raises PoolOverloaded when the
-        queue would pass its limit and PoolUnavailable when not ready.
+        Items not scored within their deadlines come back `timeout`; an item whose reference is invalid
+        comes back `{"status": INVALID_REFERENCE, "error": message}`, unscored. The metrics of the items
+        are added to `stats`. Raises PoolOverloaded when the queue would pass its limit and
+        PoolUnavailable when not ready.
         """
         if not self.ready:
             raise PoolUnavailable(self._failure or "worker pool is not ready")
@@ -378,7 +380,7 @@ class WorkerPool:
         if self._queued + len(items) > self._max_queued:
             raise PoolOverloaded(self.retry_after_s())
         loop = asyncio.get_running_loop()
-        job = _Job(items, config, explain, loop.create_future())
+        job = _Job(items, config, explain, loop.create_future(), stats)
         self._jobs.add(job)
         for start, stop in chunk_bounds(len(items), self._size, self._chunk_items):
             self._queue.append(_Chunk(job, list(range(start, stop))))
@@ -461,7 +463,8 @@ class WorkerPool:
             for position, result in zip(chunk.positions[offset:offset + len(results)], results, strict=True):
                 job.results[position] = result
             job.remaining -= len(results)
-            self._on_stats(stats)
+            if job.stats is not None:
+                job.stats.merge(stats)
         chunk.reported = offset + len(results)
         if not done:
             return
@@ -572,14 +575,12 @@ class WorkerPool:
         self._finish(job)
 
     def _unscored(self, job: _Job, positions: list[int], status: str, message: str) -> None:
-        stats = ItemStats()
         for position in positions:
             result = ScoreResult.unscored(status, message).to_dict()
             job.results[position] = result
-            stats.add(task_label(job.items[position][1]), result)
+            if job.stats is not None:
+                job.stats.add(task_label(job.items[position][1]), result)
         job.remaining -= len(positions)
-        if positions:
-            self._on_stats(stats)
 
     def _finish(self, job: _Job) -> None:
         job.done = True

@@ -6,6 +6,7 @@ import math
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from service_fixtures import (
     GOOD,
     GRAPH_GOOD,
@@ -130,6 +131,27 @@ def test_invalid_reference_fails_the_request_naming_the_item(client):
     assert "item 1" in body["error"]["message"] and "bad-one" in body["error"]["message"]
     assert body["detail"][0]["loc"] == ["body", "items", 1, "reference"]
     assert "answer" in body["detail"][0]["msg"]
+
+
+def test_every_invalid_reference_is_named_in_item_order_and_nothing_is_cached():
+    # References are validated in the workers, as they score: a batch spread over both workers and many
+    # chunks still names every bad item, in order, and the good items' results are neither cached nor counted.
+    with in_process(settings(chunk_items=4)) as client:
+        bad = {"task_type": "box_iou", "answer": [0, 0, 1]}
+        items = [item(f"i{i}", GOOD, bad if i in (5, 17, 30) else MC_REF) for i in range(40)]
+        body = assert_error(post(client, {"items": items}), 422, "validation_error")
+        assert [d["loc"] for d in body["detail"]] == [["body", "items", i, "reference"] for i in (5, 17, 30)]
+        assert body["error"]["message"].startswith("item 5 (id 'i5'): invalid reference")
+        assert scored_ok(client) == 0
+        retry = post(client, {"items": [items[0]]}).json()["results"][0]
+        assert retry["status"] == "ok" and retry["cached"] is False
+        assert scored_ok(client) == 1
+
+
+def scored_ok(client) -> float:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return sum(s.value for f in families for s in f.samples if s.name == "reward_service_items_total"
+               and s.labels == {"task_type": "multiple_choice", "status": "ok"})
 
 
 @pytest.mark.parametrize("items, loc", [

@@ -63,13 +63,13 @@ async def get_reward(request: Request, service: ReadyServiceDep) -> Response:
     items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
     config = service.default_config
     batch = await service.lookup(items, config, False)
+    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
+    results = await service.complete(batch, deadline_at)
     issues: list[tuple[list[str | int], str, str]] = [
         (["labels", i], message, "invalid_reference") for i, message in batch.reference_errors()
     ]
     if issues:
         raise invalid(f"labels[{issues[0][0][1]}]: invalid reference: {issues[0][1]}", issues)
-    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
-    results = await service.complete(batch, deadline_at)
 
     masked = sum(1 for r in results if r["mask"])
     if masked:

@@ -68,9 +68,9 @@ async def post_rewards(request: Request, service: ReadyServiceDep) -> Response:
     config = _resolve_config(service, req)
     items = [(item.completion, item.reference, item.num_tokens) for item in req.items]
     batch = await service.lookup(items, config, req.explain)
-    _check_references(req, batch)  # a cached item's reference was valid when it was scored
     deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
     results = await service.complete(batch, deadline_at)
+    _check_references(req, batch)  # found by the workers, which validate each reference as they score
 
     advantages: list[float | None]
     if req.advantages is not None:

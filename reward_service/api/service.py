@@ -17,8 +17,9 @@ from reward_service.core.errors import Overloaded, Unavailable
 from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.core.metrics import ServiceMetrics
 from reward_service.core.settings import Settings
-from reward_service.scoring import ReferenceError, RewardConfig, validate_reference
+from reward_service.scoring import RewardConfig
 from reward_service.version import SCORER_VERSION
+from reward_service.worker_process import INVALID_REFERENCE
 from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
 
 log = logging.getLogger("reward_service.service")
@@ -58,26 +59,17 @@ class Batch:
     results: list[dict[str, Any] | None] = field(default_factory=list)
     cached: list[bool] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
+    stats: ItemStats = field(default_factory=ItemStats)  # the metrics of its items, counted once it is answered
 
     @property
     def misses(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
 
     def reference_errors(self) -> list[tuple[int, str]]:
-        """(index, message) of each item to score whose reference is invalid. A cached item's reference
-        was valid when it was scored; the rollouts of a group share one reference object, checked once."""
-        errors: list[tuple[int, str]] = []
-        previous: Any = None
-        for i in self.misses:
-            reference = self.items[i][1]
-            if reference is previous:
-                continue
-            try:
-                validate_reference(reference)
-            except ReferenceError as exc:
-                errors.append((i, str(exc)))
-            previous = reference
-        return errors
+        """(index, message) of each scored item whose reference the workers found invalid. A cached
+        item's reference was valid when it was scored."""
+        return [(i, r["error"]) for i, r in enumerate(self.results)
+                if r is not None and r["status"] == INVALID_REFERENCE]
 
 
 class RewardService:
@@ -91,7 +83,6 @@ class RewardService:
             item_deadline_s=settings.item_deadline_s,
             chunk_items=settings.chunk_items,
             max_queued_items=settings.max_queued_items,
-            on_stats=self.metrics.merge_items,
             on_restart=lambda reason: self.metrics.worker_restarts.labels(reason).inc(),
         )
         self.metrics.bind_pool_gauges(lambda: self.pool.inflight_items, lambda: self.pool.queued_items,
@@ -174,7 +165,7 @@ class RewardService:
         if values is None:
             counter.labels("error").inc(len(wanted))
             return batch
-        hits = ItemStats()
+        hits = batch.stats
         for i, value in zip(wanted, values, strict=True):
             if value is not None:
                 result = orjson.loads(value)
@@ -186,17 +177,21 @@ class RewardService:
         n_hits = sum(hits.items.values())
         counter.labels("hit").inc(n_hits)
         counter.labels("miss").inc(len(wanted) - n_hits)
-        self.metrics.merge_items(hits)
         return batch
 
     async def complete(self, batch: Batch, deadline_at: float) -> list[dict[str, Any]]:
-        """Score the misses in the workers (until the request deadline) and cache the scored ones."""
+        """Score the misses in the workers (until the request deadline) and cache the scored ones.
+
+        References are validated in the workers: when one is invalid (`batch.reference_errors()`), the
+        request is the client's bug and is answered 422, so nothing of it is cached or counted."""
         misses = batch.misses
-        if misses:
+        if not misses:
+            self.metrics.merge_items(batch.stats)
+        else:
             remaining = max(0.001, deadline_at - time.monotonic())
             try:
                 scored = await self.pool.score([batch.items[i] for i in misses], batch.config, batch.explain,
-                                               remaining)
+                                               remaining, batch.stats)
             except PoolOverloaded as exc:
                 raise Overloaded("the service has more queued work than its limit", exc.retry_after_s) from None
             except PoolUnavailable:
@@ -204,6 +199,9 @@ class RewardService:
                 raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
             for i, result in zip(misses, scored, strict=True):
                 batch.results[i] = result
+            if any(r["status"] == INVALID_REFERENCE for r in scored):
+                return batch.results  # type: ignore[return-value]
+            self.metrics.merge_items(batch.stats)
             if self.cache is not None and batch.keys:
                 entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in misses
                            if batch.keys[i] is not None and scored_ok(batch.results[i])]
