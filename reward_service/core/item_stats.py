@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
-from reward_service.scoring import COMPONENTS, NOTE_WORDS, TASK_TYPES
+from reward_service.scoring import NOTE_WORDS, TASK_TYPES
 
 COMPONENT_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 REWARD_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 4.0, 5.0)
@@ -29,15 +29,6 @@ def task_label(reference: Any) -> str:
     return task if task in _TASK_TYPES else "unknown"
 
 
-def _observe(hists: dict[Any, list[float]], key: Any, buckets: tuple[float, ...], value: float) -> None:
-    counts = hists.get(key)
-    if counts is None:
-        # One slot per bucket, one for +Inf, then the sum.
-        counts = hists[key] = [0.0] * (len(buckets) + 2)
-    counts[bisect_left(buckets, value)] += 1
-    counts[-1] += value
-
-
 def _merge_hists(mine: dict[Any, list[float]], theirs: dict[Any, list[float]]) -> None:
     for key, counts in theirs.items():
         have = mine.get(key)
@@ -49,14 +40,18 @@ def _merge_hists(mine: dict[Any, list[float]], theirs: dict[Any, list[float]]) -
 
 
 class ItemStats:
-    """Counts and bucketed histograms for a set of items; `merge` adds another set."""
+    """Counts and bucketed histograms for a set of items; `merge` adds another set.
+
+    A histogram is a list: one count per bucket, one for +Inf, then the sum of the values. `add` runs
+    once per item in the workers, so it is written for speed (no helper calls, one dict per task).
+    """
 
     __slots__ = ("components", "durations", "items", "notes", "rewards")
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], int] = {}  # (task_type, status) -> count
         self.notes: dict[str, int] = {}
-        self.components: dict[tuple[str, str], list[float]] = {}  # (task_type, component) -> buckets
+        self.components: dict[str, dict[str, list[float]]] = {}  # task_type -> component -> buckets
         self.rewards: dict[str, list[float]] = {}  # task_type -> buckets
         self.durations: dict[str, list[float]] = {}  # task_type -> buckets
 
@@ -64,29 +59,51 @@ class ItemStats:
         """Count one result dict (`ScoreResult.to_dict()` shape) of the given task label."""
         status = result["status"]
         key = (task, status)
-        self.items[key] = self.items.get(key, 0) + 1
+        items = self.items
+        items[key] = items.get(key, 0) + 1
         if seconds is not None:
-            _observe(self.durations, task, DURATION_BUCKETS, seconds)
+            counts = self.durations.get(task)
+            if counts is None:
+                counts = self.durations[task] = [0.0] * (len(DURATION_BUCKETS) + 2)
+            counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+            counts[-1] += seconds
         if status != "ok":
             return
-        for note in result["diagnostics"].get("notes", ()):
-            word = note if note in _NOTES else "other"
-            self.notes[word] = self.notes.get(word, 0) + 1
-        components = result["components"]
-        for name in COMPONENTS:
-            value = components.get(name)
+        notes = result["diagnostics"].get("notes")
+        if notes:
+            own = self.notes
+            for note in notes:
+                word = note if note in _NOTES else "other"
+                own[word] = own.get(word, 0) + 1
+        per_task = self.components.get(task)
+        if per_task is None:
+            per_task = self.components[task] = {}
+        for name, value in result["components"].items():
             if value is not None:
-                _observe(self.components, (task, name), COMPONENT_BUCKETS, value)
+                counts = per_task.get(name)
+                if counts is None:
+                    counts = per_task[name] = [0.0] * (len(COMPONENT_BUCKETS) + 2)
+                counts[bisect_left(COMPONENT_BUCKETS, value)] += 1
+                counts[-1] += value
         reward = result["reward"]
         if reward is not None:
-            _observe(self.rewards, task, REWARD_BUCKETS, reward)
+            counts = self.rewards.get(task)
+            if counts is None:
+                counts = self.rewards[task] = [0.0] * (len(REWARD_BUCKETS) + 2)
+            counts[bisect_left(REWARD_BUCKETS, reward)] += 1
+            counts[-1] += reward
 
     def merge(self, other: ItemStats) -> None:
         for key, n in other.items.items():
             self.items[key] = self.items.get(key, 0) + n
         for word, n in other.notes.items():
             self.notes[word] = self.notes.get(word, 0) + n
-        _merge_hists(self.components, other.components)
+        for task, theirs in other.components.items():
+            mine = self.components.get(task)
+            if mine is None:
+                self.components[task] = {name: list(counts) for name, counts in theirs.items()}
+            else:
+                _merge_hists(mine, theirs)
         _merge_hists(self.rewards, other.rewards)
         _merge_hists(self.durations, other.durations)
 

@@ -125,8 +125,9 @@ class ServiceMetrics:
             self.items.labels(task, status).inc(n)
         for word, n in stats.notes.items():
             self.notes.labels(word).inc(n)
-        for (task, component), counts in stats.components.items():
-            self.component.merge((task, component), counts)
+        for task, per_component in stats.components.items():
+            for component, counts in per_component.items():
+                self.component.merge((task, component), counts)
         for task, counts in stats.rewards.items():
             self.reward.merge((task,), counts)
         for task, counts in stats.durations.items():
