@@ -12,7 +12,7 @@ from reward_service.api.advantages import group_advantages
 from reward_service.api.body import check_count, invalid, parse_model, read_json
 from reward_service.api.deps import ReadyServiceDep, require_api_key
 from reward_service.api.docs import request_body, responses
-from reward_service.api.schemas import RewardsRequest, RewardsResponse
+from reward_service.api.schemas import RewardsRequest, RewardsResponse, ScoringRequest, read_valid_request
 from reward_service.api.service import Batch, RewardService
 from reward_service.scoring import ConfigError, RewardConfig
 from reward_service.version import SCORER_VERSION
@@ -20,36 +20,38 @@ from reward_service.version import SCORER_VERSION
 router = APIRouter()
 
 
-def _check_request(req: RewardsRequest) -> None:
+def _check_request(req: ScoringRequest) -> None:
     """What the schema cannot say: unique ids, and group ids when advantages are asked for."""
-    seen: set[str] = set()
     issues: list[tuple[list[str | int], str, str]] = []
-    for i, item in enumerate(req.items):
-        if item.id in seen:
-            issues.append((["items", i, "id"], f"duplicate id {item.id!r}", "duplicate_id"))
-        seen.add(item.id)
-        if req.advantages is not None and item.group_id is None:
-            issues.append((["items", i, "group_id"], f"advantages '{req.advantages}' need a group_id on every item",
-                           "missing_group_id"))
+    if len(set(req.ids)) < len(req.ids):
+        seen: set[str] = set()
+        for i, item_id in enumerate(req.ids):
+            if item_id in seen:
+                issues.append((["items", i, "id"], f"duplicate id {item_id!r}", "duplicate_id"))
+            seen.add(item_id)
+    if req.advantages is not None:
+        issues += [(["items", i, "group_id"], f"advantages '{req.advantages}' need a group_id on every item",
+                    "missing_group_id") for i, group_id in enumerate(req.group_ids) if group_id is None]
     if issues:
+        issues.sort(key=lambda issue: issue[0][1])
         loc, msg, _ = issues[0]
         raise invalid(f"item {loc[1]}: {msg}", issues)
 
 
-def _resolve_config(service: RewardService, req: RewardsRequest) -> RewardConfig:
+def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig:
     try:
         return service.resolve_config(req.config)
     except ConfigError as exc:
         raise invalid(f"invalid config: {exc}", [(["config"], str(exc), "config_error")]) from None
 
 
-def _check_references(req: RewardsRequest, batch: Batch) -> None:
+def _check_references(req: ScoringRequest, batch: Batch) -> None:
     issues: list[tuple[list[str | int], str, str]] = [
         (["items", i, "reference"], message, "invalid_reference") for i, message in batch.reference_errors()
     ]
     if issues:
         first = int(issues[0][0][1])
-        raise invalid(f"item {first} (id {req.items[first].id!r}): invalid reference: {issues[0][1]}", issues)
+        raise invalid(f"item {first} (id {req.ids[first]!r}): invalid reference: {issues[0][1]}", issues)
 
 
 @router.post(
@@ -63,25 +65,26 @@ def _check_references(req: RewardsRequest, batch: Batch) -> None:
 async def post_rewards(request: Request, service: ReadyServiceDep) -> Response:
     data = await read_json(request)
     check_count(data, "items", service.settings.max_items)
-    req = parse_model(RewardsRequest, data)
+    req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))
+    del data  # the request's values live on in `req`; the rest can go now
     _check_request(req)
     config = _resolve_config(service, req)
-    items = [(item.completion, item.reference, item.num_tokens) for item in req.items]
-    batch = await service.lookup(items, config, req.explain)
+    batch = await service.lookup(req.items, config, req.explain)
     deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
     results = await service.complete(batch, deadline_at)
     _check_references(req, batch)  # found by the workers, which validate each reference as they score
 
     advantages: list[float | None]
     if req.advantages is not None:
-        groups = [item.group_id or "" for item in req.items]
+        groups = [group_id or "" for group_id in req.group_ids]
         advantages = group_advantages([r["reward"] for r in results], groups, req.advantages)
     else:
         advantages = [None] * len(results)
     out: list[dict[str, Any]] = [
-        {"id": item.id, "group_id": item.group_id, "status": r["status"], "mask": r["mask"], "reward": r["reward"],
+        {"id": item_id, "group_id": group_id, "status": r["status"], "mask": r["mask"], "reward": r["reward"],
          "components": r["components"], "advantage": adv, "cached": cached, "diagnostics": r["diagnostics"]}
-        for item, r, adv, cached in zip(req.items, results, advantages, batch.cached, strict=True)
+        for item_id, group_id, r, adv, cached in zip(req.ids, req.group_ids, results, advantages, batch.cached,
+                                                     strict=True)
     ]
     body = {"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out}
     return Response(orjson.dumps(body), media_type="application/json")
