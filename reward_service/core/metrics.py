@@ -97,7 +97,8 @@ class ServiceMetrics:
                                        registry=r)
         for reason in RESTART_REASONS:
             self.worker_restarts.labels(reason)
-        self.inflight_items = Gauge("reward_service_inflight_items", "Items being scored by a worker", registry=r)
+        self.inflight_items = Gauge("reward_service_inflight_items", "Items sent to a worker and not yet scored",
+                                    registry=r)
         self.queued_items = Gauge("reward_service_queued_items", "Items waiting for a worker", registry=r)
         self.workers = Gauge("reward_service_workers", "Scoring processes ready to work", registry=r)
         self.item_duration = BatchHistogram("reward_service_item_scoring_duration_seconds",
