@@ -162,6 +162,40 @@ def test_a_worker_that_dies_with_a_next_chunk_loses_only_its_item():
     run(body, workers=1, chunk_items=2)
 
 
+def test_a_request_deadline_spares_the_other_request_whose_chunk_its_worker_held():
+    # One worker scores request A's slow item and already holds request B's chunk. A's deadline kills
+    # it; B's chunk goes to the replacement and B is answered in full.
+    async def body(pool, restarts):
+        a = asyncio.ensure_future(pool.score([("SLEEP 5 <answer>B</answer>", MC_REF, None)], CONFIG, False, 0.5))
+        await asyncio.sleep(0.05)
+        b = asyncio.ensure_future(pool.score(ok_items(1), CONFIG, False, 30.0))
+        assert (await a)[0]["status"] == "timeout"
+        assert [r["status"] for r in await b] == ["ok"]
+        assert restarts == ["request_deadline"]
+
+    run(body, workers=1, item_deadline_s=10.0)
+
+
+def test_a_request_that_expires_while_its_chunk_waits_in_a_worker_leaves_the_worker_alone():
+    # Request B's chunk waits behind request A's slow item in the one worker; B's deadline passes first.
+    # Nothing is killed (A is fine): B is answered timeout at its deadline, A in full, and the pool is
+    # clean afterwards (B's chunk is scored and its results dropped).
+    async def body(pool, restarts):
+        a = asyncio.ensure_future(pool.score([("SLEEP 0.6 <answer>B</answer>", MC_REF, None)], CONFIG, False, 30.0))
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        b = await pool.score(ok_items(1), CONFIG, False, 0.2)
+        assert time.monotonic() - start < 0.5
+        assert b[0]["status"] == "timeout" and "request deadline" in b[0]["diagnostics"]["error"]
+        assert [r["status"] for r in await a] == ["ok"]
+        assert restarts == []
+        await asyncio.sleep(0.1)
+        assert pool.inflight_items == 0 and pool.queued_items == 0
+        assert [r["status"] for r in await pool.score(ok_items(2), CONFIG, False, 5.0)] == ["ok", "ok"]
+
+    run(body, workers=1, item_deadline_s=10.0)
+
+
 def test_results_stay_in_item_order_across_chunks_and_workers():
     async def body(pool, restarts):
         for n in (1, 7, 64, 333):
