@@ -153,7 +153,8 @@ class _Channel(asyncio.Protocol):
             end = start + size
             if len(buffer) < end:
                 return
-            message = bytes(buffer[start:end])
+            with memoryview(buffer) as view:
+                message = bytes(view[start:end])
             del buffer[:end]
             self._on_message(message)
 
@@ -314,8 +315,10 @@ class WorkerPool:
         assert self._loop is not None
         channel = _Channel(lambda message: self._on_message(worker, message), lambda: self._on_lost_channel(worker))
         worker.channel = channel
-        await self._loop.create_unix_connection(lambda: channel, sock=sock)
+        # Listed first: its "ready" may be read before the connection coroutine returns, and must find
+        # it there to be given work.
         self._workers.append(worker)
+        await self._loop.create_unix_connection(lambda: channel, sock=sock)
 
     def _detach(self, worker: _Worker) -> None:
         """Stop listening to a worker and forget it (the caller kills or stops the process)."""
