@@ -20,7 +20,7 @@ from typing import Any
 from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.scoring import ReferenceError, RewardConfig, ScoreResult, validate_reference
 
-WorkItem = tuple[str, Any, "int | None"]  # completion, reference (validated JSON object), num_tokens
+WorkItem = tuple[str, Any, "int | None"]  # completion, reference (JSON object, validated by the worker), num_tokens
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
 
 PICKLE = pickle.HIGHEST_PROTOCOL
