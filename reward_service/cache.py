@@ -102,7 +102,9 @@ class MemoryCache:
             old = data.pop(key, None)
             if old is not None:
                 self.bytes -= len(key) + len(old) + _ENTRY_OVERHEAD
-            data[key] = value
+            # A copy of the exact size: orjson.dumps output sits in an allocation of ~4 KB however
+            # short it is, so keeping it would hold ~10x the bytes counted here.
+            data[bytes(memoryview(key))] = bytes(memoryview(value))
             self.bytes += size
         while data and (len(data) > self._max_entries or self.bytes > self._max_bytes):
             key, value = data.popitem(last=False)

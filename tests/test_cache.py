@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tracemalloc
+
+import orjson
 
 from reward_service.cache import MemoryCache, item_key, key_prefix
 from reward_service.core.logs import FaultLog
@@ -31,6 +34,24 @@ def test_lru_is_bounded_in_bytes():
     assert run(cache.get_many([bytes([9])])) == [b"x" * 400]  # the newest survives
     run(cache.set_many([(b"huge", b"y" * 5000)]))  # bigger than the whole cache: not stored, nothing evicted
     assert run(cache.get_many([b"huge"])) == [None] and run(cache.get_many([bytes([9])])) == [b"x" * 400]
+
+
+def test_the_byte_bound_holds_for_the_memory_the_entries_really_take():
+    # orjson.dumps returns a bytes object sitting in a ~4 KB allocation, however short: kept as is, a
+    # cache of results would hold ten times the memory it counts.
+    result = {"status": "ok", "mask": False, "reward": 1.5, "diagnostics": {"notes": []},
+              "components": {"format": 1.0, "answer": 0.5, "graph_node": None, "graph_edge": None, "length": 1.0}}
+    cache = MemoryCache(max_entries=10**6, max_bytes=2**20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for batch in range(40):
+            run(cache.set_many([(b"%d-%d" % (batch, i), orjson.dumps(result)) for i in range(512)]))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(cache) > 2000  # the bound, not the count, limits it
+    assert held < 2 * 2**20, f"{held / 2**20:.1f} MiB held for a 1 MiB cache"
 
 
 def test_replacing_an_entry_keeps_the_byte_count_right():

@@ -160,4 +160,5 @@ def validate_reference(reference: Any) -> Reference:
         # orjson writes NaN and infinities as null, so a key holding null could stand for either:
         # validate directly, never from a cache entry that may have been made for the other.
         return _validate(reference)
-    return _validate_cached(key)
+    # The cache keeps the key: an exact-size copy, as orjson's bytes sit in allocations of 4 KB and more.
+    return _validate_cached(bytes(memoryview(key)))
