@@ -15,6 +15,7 @@ from reward_service.core.errors import Unauthorized
 # auto_error=False: we answer 401 with api.md's error body ourselves, and only when keys are set.
 # Declaring the scheme also puts it in /openapi.json.
 bearer = HTTPBearer(auto_error=False, description="required when the service is given API keys")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def get_service(request: Request) -> RewardService:
@@ -30,8 +31,7 @@ def key_matches(presented: bytes, keys: list[bytes]) -> bool:
     return matched
 
 
-async def require_api_key(request: Request,
-                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+def _check_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
     keys: list[bytes] = request.app.state.api_keys
     if not keys:
         return
@@ -41,12 +41,21 @@ async def require_api_key(request: Request,
         raise Unauthorized()
 
 
+async def require_api_key(request: Request, credentials: Credentials) -> None:
+    _check_key(request, credentials)
+
+
 ServiceDep = Annotated[RewardService, Depends(get_service)]
 
 
-async def require_ready(service: ServiceDep) -> RewardService:
+async def scoring_service(request: Request, credentials: Credentials) -> RewardService:
+    """The service for a scoring route, once the caller is authorised (401 first) and the workers are
+    ready (then 503). One dependency instead of a chain of three: FastAPI spends ~30 us on each, per
+    request, and scoring routes also take small batches."""
+    _check_key(request, credentials)
+    service: RewardService = request.app.state.service
     service.check_ready()
     return service
 
 
-ReadyServiceDep = Annotated[RewardService, Depends(require_ready)]
+ScoringServiceDep = Annotated[RewardService, Depends(scoring_service)]

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from reward_service.api.body import check_count, invalid, parse_model, read_json
-from reward_service.api.deps import ReadyServiceDep, require_api_key
+from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.core.errors import Unavailable
@@ -53,9 +53,8 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     response_model=OpenRLHFResponse,
     responses=responses(400, 401, 413, 422, 429, 500, 503),
     openapi_extra=request_body("OpenRLHFRequest"),
-    dependencies=[Depends(require_api_key)],
 )
-async def get_reward(request: Request, service: ReadyServiceDep) -> Response:
+async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
     data = await read_json(request)
     check_count(data, "query", service.settings.max_items)
     req = parse_model(OpenRLHFRequest, data)

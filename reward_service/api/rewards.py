@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from reward_service.api.advantages import group_advantages
 from reward_service.api.body import check_count, invalid, parse_model, read_json
-from reward_service.api.deps import ReadyServiceDep, require_api_key
+from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import RewardsRequest, RewardsResponse, ScoringRequest, read_valid_request
 from reward_service.api.service import Batch, RewardService
@@ -60,9 +60,8 @@ def _check_references(req: ScoringRequest, batch: Batch) -> None:
     response_model=RewardsResponse,
     responses=responses(400, 401, 413, 422, 429, 500, 503),
     openapi_extra=request_body("RewardsRequest"),
-    dependencies=[Depends(require_api_key)],
 )
-async def post_rewards(request: Request, service: ReadyServiceDep) -> Response:
+async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
     data = await read_json(request)
     check_count(data, "items", service.settings.max_items)
     req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))
