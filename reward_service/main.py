@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    tune_allocator()
+    if args.command != "serve":  # the service's own process makes no numpy temporaries; its workers tune theirs
+        tune_allocator()
     result: int = args.func(args)
     return result
 
