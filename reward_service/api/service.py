@@ -1,5 +1,5 @@
 """The state behind the routes: settings, worker pool, cache, metrics, readiness; and the scoring path
-both scoring routes share (cache look-up, validation of the misses, workers, cache fill)."""
+both scoring routes share (cache look-up, workers, which also validate the references, cache fill)."""
 
 from __future__ import annotations
 
