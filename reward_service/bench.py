@@ -16,20 +16,20 @@ from typing import Any, cast
 
 from reward_service.graph import GraphError, RelationGraph
 from reward_service.parsing.completion import parse_completion
-from reward_service.scoring import RewardConfig, score
+from reward_service.scoring import score
 from reward_service.scoring.graph_reward import score_graph
 from reward_service.scoring.reference import _validate as validate_reference_uncached
 from reward_service.scoring.reference import _validate_cached
 
 
-def measure_inprocess(items: Sequence[dict[str, Any]], config: RewardConfig | None = None) -> float:
+def measure_inprocess(items: Sequence[dict[str, Any]]) -> float:
     """Items per second scoring `items` in this process (one core)."""
     if not items:
         return 0.0
     _validate_cached.cache_clear()
     start = time.process_time()
     for item in items:
-        score(item["completion"], item["reference"], config, item.get("num_tokens"))
+        score(item["completion"], item["reference"], num_tokens=item.get("num_tokens"))
     return len(items) / (time.process_time() - start)
 
 

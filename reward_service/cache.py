@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from typing import Any, Protocol
 
-import orjson
-
 from reward_service.core.logs import FaultLog
+from reward_service.scoring.reference import canonical_json
 
 log = logging.getLogger("reward_service.cache")
 
@@ -30,14 +29,6 @@ _ENTRY_OVERHEAD = 96  # rough bytes of dict slot, key and value objects per LRU 
 
 def key_prefix(scorer_version: str, config_id: str, explain: bool) -> bytes:
     return f"{scorer_version}\x00{config_id}\x00{int(explain)}\x00".encode()
-
-
-def canonical_json(reference: Any) -> bytes | None:
-    """The reference as JSON with sorted keys (equal references, equal bytes); None if not serialisable."""
-    try:
-        return orjson.dumps(reference, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # e.g. an integer past 64 bits: not cacheable, still scoreable
-        return None
 
 
 def item_key(prefix: bytes, completion: str, reference: Any, num_tokens: int | None,
@@ -59,8 +50,6 @@ def item_key(prefix: bytes, completion: str, reference: Any, num_tokens: int | N
 
 
 class Cache(Protocol):
-    name: str
-
     async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None] | None:
         """The value of each key (None: miss), or None when the cache is unavailable."""
 
@@ -71,8 +60,6 @@ class Cache(Protocol):
 
 class MemoryCache:
     """LRU bounded by entry count and by bytes. Runs on the event loop only, so it needs no lock."""
-
-    name = "memory"
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self._data: OrderedDict[bytes, bytes] = OrderedDict()
@@ -117,8 +104,6 @@ class MemoryCache:
 
 class RedisCache:
     """Redis through redis-py's asyncio client: one MGET per batch, one pipelined SET batch, TTL."""
-
-    name = "redis"
 
     def __init__(
         self,

@@ -8,22 +8,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from reward_service.scoring import ConfigError, ReferenceError, RewardConfig, ScoreResult, score
-
-
-def load_config(path: str | None) -> RewardConfig:
-    if path is None:
-        return RewardConfig.build()
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    return RewardConfig.build(data)
 
 
 def score_line(line: bytes, lineno: int, config: RewardConfig) -> dict[str, Any]:
@@ -58,7 +47,7 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 def run_score(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = RewardConfig.from_file(args.config) if args.config else RewardConfig.build()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

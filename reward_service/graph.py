@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
-
-import networkx as nx
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reward_service.parsing.relaxed_json import JObject
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_FRAMES = 16
 MAX_NODES = 24
@@ -64,20 +64,13 @@ class Node(NamedTuple):  # a tuple: built for every predicted node, so it must b
 class RelationGraph:
     frames: dict[int, list[Node]]  # frame number -> valid nodes, in written order; keys sorted
     dynamic: bool
-    _arrays: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Work derived from the graph alone (the scorer's plan), kept with it: references are reused.
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def positions(self, frame: int) -> np.ndarray:
-        arr = self._arrays.get(frame)
-        if arr is None:
-            nodes = self.frames[frame]
-            arr = np.array([n.pos for n in nodes], dtype=np.float64) if nodes else np.zeros((0, 0))
-            self._arrays[frame] = arr
-        return arr
-
     def to_networkx(self, frame: int) -> nx.Graph:
         """One frame as a complete graph: nodes carry category and position, edges their distance."""
+        import networkx as nx  # imported here: ~150 ms that scoring never needs
+
         g = nx.Graph()
         nodes = self.frames[frame]
         for i, node in enumerate(nodes):

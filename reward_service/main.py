@@ -18,9 +18,9 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         figures: dict[str, Any] = run_inprocess(items=args.items, seed=args.seed, ged_pairs=args.ged_pairs)
     else:
-        from reward_service.server_cli import run_http_bench
+        from reward_service.bench_http import run_http_bench
 
-        figures = run_http_bench(args)
+        figures = run_http_bench(items=args.items, seed=args.seed)
     if args.json:
         print(orjson.dumps(figures).decode())
     else:

@@ -146,14 +146,6 @@ def _draining_server_class() -> Any:
     return DrainingServer
 
 
-def run_http_bench(args: argparse.Namespace) -> dict[str, Any]:
-    """`reward-service bench --mode http`: the figures (see reward_service/bench_http.py)."""
-    from reward_service.bench_http import run_http_bench as run
-
-    return run(items=getattr(args, "items", 4000), seed=getattr(args, "seed", 0),
-               workers=getattr(args, "workers", None))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reward-service")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -2,8 +2,8 @@
 
 Why it exists: the service's quality bars (design.md) are measured on a "standard mix" of synthetic
 tasks and its limits (reward-spec.md section 4) on worst-case inputs; both must be reproducible from
-a seed without downloading STV-205k (the Video-STR paper's video spatio-temporal QA data set). Only
-numpy and the standard library are used, so this imports wherever the scoring core does.
+a seed without downloading STV-205k (the Video-STR paper's video spatio-temporal QA data set). It
+needs only numpy and the scoring core (whose limits it takes), so it imports wherever the core does.
 
     rng = np.random.default_rng(0)
     task = generate_task(rng, "numerical", with_graph=True)
@@ -24,13 +24,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from reward_service.graph import MAX_FRAMES, MAX_NODES
 from reward_service.graph import category as category_of  # noqa: F401 (public: the scorer's rule, not a copy)
+from reward_service.parsing.numbers import NUMBER_WORDS
+from reward_service.parsing.relaxed_json import MAX_DEPTH
+from reward_service.scoring.config import DEFAULT_REWARD_CONFIG
+from reward_service.scoring.reference import MAX_TRACK_FRAMES, TASK_TYPES
+from reward_service.scoring.reference import OPTION_LETTERS as LETTERS
+from reward_service.scoring.total import MAX_ANSWER_CHARS, MAX_GRAPH_BYTES, MAX_TRACK_ANSWER_CHARS
 
 T = TypeVar("T")
 Nodes = list[tuple[str, list[float]]]
 Frames = list[tuple[str | None, Nodes]]  # (frame key, nodes); one (None, nodes) for a static graph
 
-TASK_TYPES = ("multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou")
 # "wrong" is an honest, well-formed completion whose answer earns 0: the yardstick adversarial kinds
 # must not beat, and the low end of a GRPO group.
 QUALITIES = ("exact", "noisy", "wrong", "malformed", "adversarial")
@@ -54,12 +60,9 @@ LARGE_KINDS = frozenset({"oversize_completion", "graph_too_large", "many_open_an
 KIND_TASK_TYPES: dict[str, tuple[str, ...]] = {"all_options": ("multiple_choice",), "number_range": ("numerical",)}
 
 GROUP_SIZE = 8
-MAX_COMPLETION_CHARS = 262_144
-MAX_GRAPH_BYTES = 32 * 1024
-MAX_ANSWER_CHARS, MAX_TRACK_ANSWER_CHARS = 1_024, 32_768
-MAX_FRAMES, MAX_NODES, MAX_DEPTH, MAX_TRACK_FRAMES = 16, 24, 64, 256
+# The scorer's limits (reward-spec section 4), taken from where it defines them: worst cases sit on them.
+MAX_COMPLETION_CHARS = DEFAULT_REWARD_CONFIG.max_completion_chars
 IMAGE_W, IMAGE_H = 640.0, 480.0
-LETTERS = "ABCDEFGHIJ"
 
 # Category -> (width, depth, height) in metres. Hyphenated names exercise the spec's category rule
 # ("traffic-light_2" is traffic_light); no name ends in a digit, so instance numbers are unambiguous.
@@ -78,9 +81,7 @@ INDOOR = ("chair", "table", "sofa", "bed", "lamp", "tv", "cabinet", "bookshelf",
 OUTDOOR = ("car", "bicycle", "motorcycle", "bus", "traffic-light", "tree", "bench", "fire-hydrant",
            "stop-sign", "street-lamp", "trash-can", "person", "dog")  # fmt: skip
 MOVABLE = frozenset({"person", "dog", "robot-vacuum", "car", "bicycle", "motorcycle", "bus"})
-_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-                 "twenty")  # fmt: skip
+_NUMBER_WORDS = tuple(NUMBER_WORDS)  # "zero" to "twenty", in order
 # Digit-free sentences: padding that never adds a number or a letter list to an answer it lands in.
 _FILLER = (
     "Let me go through the frames one by one before answering.",

@@ -120,7 +120,7 @@ def worker_main(conn: Connection, progress: Any, scorer_path: str) -> None:
             conn.send_bytes(pickle.dumps(("failed", f"cannot load scorer {scorer_path!r}: {exc!r}")))
             return
         configs: dict[str, RewardConfig] = {}
-        conn.send_bytes(pickle.dumps(("ready", os.getpid())))
+        conn.send_bytes(pickle.dumps(("ready",)))
         while True:
             task = pickle.loads(conn.recv_bytes())
             if task is None:

@@ -49,6 +49,7 @@ log = logging.getLogger("reward_service.workers")
 
 _MAX_ATTEMPTS = 3  # a chunk whose worker was lost this often has its remaining items answered "error"
 _DEPTH = 2  # chunks a worker holds: the one it scores and the next
+_LEAST = 2  # items in a chunk, but for a batch's last one
 
 
 class PoolUnavailable(Exception):
@@ -75,7 +76,7 @@ def share_references(items: Sequence[WorkItem]) -> list[WorkItem]:
     return out
 
 
-def chunk_bounds(n: int, workers: int, most: int, least: int = 2) -> list[tuple[int, int]]:
+def chunk_bounds(n: int, workers: int, most: int) -> list[tuple[int, int]]:
     """Split n items into chunks that shrink as the batch runs out ("guided" scheduling).
 
     Big chunks first cost few round trips; small ones last let every worker finish at about the same
@@ -85,7 +86,7 @@ def chunk_bounds(n: int, workers: int, most: int, least: int = 2) -> list[tuple[
     bounds = []
     start = 0
     while start < n:
-        size = min(most, max(least, math.ceil((n - start) / (2 * workers))))
+        size = min(most, max(_LEAST, math.ceil((n - start) / (2 * workers))))
         bounds.append((start, min(n, start + size)))
         start += size
     return bounds
@@ -128,7 +129,7 @@ class _Channel(asyncio.Protocol):
     (so the worker uses a plain blocking Connection), read and written by an asyncio transport, so that
     neither a big chunk nor a slow reader ever blocks the event loop."""
 
-    def __init__(self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]) -> None:
+    def __init__(self, on_message: Callable[[memoryview], None], on_lost: Callable[[], None]) -> None:
         self._on_message = on_message
         self._on_lost = on_lost
         self._buffer = bytearray()
@@ -153,10 +154,9 @@ class _Channel(asyncio.Protocol):
             end = start + size
             if len(buffer) < end:
                 return
-            with memoryview(buffer) as view:
-                message = bytes(view[start:end])
+            with memoryview(buffer) as view, view[start:end] as message:
+                self._on_message(message)  # pickle reads the view: no copy of the message
             del buffer[:end]
-            self._on_message(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
@@ -216,7 +216,6 @@ class WorkerPool:
         self._seq = 0
         self._item_seconds = 0.001  # moving average of one item's cost, for Retry-After
         self._started = False
-        self._closing = False
         self._failure: str | None = None
         self._ready_changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,7 +226,7 @@ class WorkerPool:
 
     @property
     def ready(self) -> bool:
-        return self._started and not self._closing
+        return self._started and not self._closed.is_set()
 
     @property
     def queued_items(self) -> int:
@@ -273,7 +272,6 @@ class WorkerPool:
 
     async def close(self, grace_s: float = 2.0) -> None:
         """Answer unfinished work `error`, ask workers to exit, and kill those that do not."""
-        self._closing = True
         self._closed.set()
         # Let replacements being forked finish: `_respawn` then stops them. Cancelling would orphan a
         # process that the executor thread is still starting.
@@ -298,8 +296,7 @@ class WorkerPool:
     def _spawn(self) -> tuple[_Worker, socket.socket]:
         """Blocking (run in a thread): fork one worker from the forkserver."""
         parent, child = self._ctx.Pipe(duplex=True)
-        progress = self._ctx.RawArray("d", 3)
-        progress[0], progress[1], progress[2] = -1.0, IDLE, 0.0
+        progress = self._ctx.RawArray("d", 3)  # zero-filled: chunk 0, which no chunk is (they count from 1)
         process = self._ctx.Process(target=worker_main, args=(child, progress, self._scorer),
                                     name="reward-worker", daemon=True)
         try:
@@ -327,7 +324,6 @@ class WorkerPool:
             worker.timer = None
         if worker in self._workers:
             self._workers.remove(worker)
-        worker.ready = False
 
     def _replace(self, worker: _Worker, reason: str) -> None:
         """Kill `worker` (if still alive) and start another in its place."""
@@ -340,7 +336,7 @@ class WorkerPool:
         assert self._loop is not None
         # Reap it off the loop: join blocks until the forkserver reports the exit status.
         self._loop.run_in_executor(None, worker.process.join, 5.0)
-        if not self._closing:
+        if not self._closed.is_set():
             task = self._loop.create_task(self._respawn())
             self._respawns.add(task)
             task.add_done_callback(self._respawns.discard)
@@ -348,7 +344,7 @@ class WorkerPool:
     async def _respawn(self) -> None:
         assert self._loop is not None
         delay = 0.05
-        while not self._closing:
+        while not self._closed.is_set():
             try:
                 worker, sock = await self._loop.run_in_executor(None, self._spawn)
             except Exception:
@@ -357,7 +353,7 @@ class WorkerPool:
                     await asyncio.wait_for(self._closed.wait(), delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            if self._closing:
+            if self._closed.is_set():
                 worker.process.kill()
                 sock.close()
                 await self._loop.run_in_executor(None, worker.process.join, 5.0)
@@ -408,10 +404,9 @@ class WorkerPool:
                     worker = w
             if worker is None:
                 return
-            chunk = self._queue.popleft()
+            chunk = self._queue.popleft()  # never of a finished job: finishing early drops them
             self._queued -= len(chunk.positions)
-            if not chunk.job.done:
-                self._send(worker, chunk)
+            self._send(worker, chunk)
 
     def _send(self, worker: _Worker, chunk: _Chunk) -> None:
         assert worker.channel is not None
@@ -431,7 +426,7 @@ class WorkerPool:
         chunk.due_from = time.monotonic()
         worker.timer = self._loop.call_later(self._item_deadline, self._check_item, worker, chunk.seq)
 
-    def _on_message(self, worker: _Worker, data: bytes) -> None:
+    def _on_message(self, worker: _Worker, data: memoryview) -> None:
         try:
             message = pickle.loads(data)
         except Exception:
@@ -514,26 +509,31 @@ class WorkerPool:
 
     def _lost(self, worker: _Worker, reason: str, status: str, message: str, index: int | None = None) -> None:
         """A worker was killed or died: replace it, settle its current chunk and queue its next ones again."""
-        chunks = list(worker.chunks)
-        worker.chunks.clear()
         if index is None:
             progress = worker.progress
-            index = int(progress[1]) if chunks and progress[0] == chunks[0].seq else -1
+            index = int(progress[1]) if worker.chunks and progress[0] == worker.chunks[0].seq else -1
         if reason == "crash":
             log.error("scoring process died", extra={"fields": {"pid": worker.process.pid}})
-        self._replace(worker, reason)
-        for later in reversed(chunks[1:]):  # sent but not started: nobody's fault, back to the front
-            self._requeue(later, later.attempts)
-        if chunks and not chunks[0].job.done:
-            self._settle(chunks[0], index, status, message)
+        current = self._evict(worker, reason)
+        if current is not None and not current.job.done:
+            self._settle(current, index, status, message)
         self._dispatch()
 
-    def _requeue(self, chunk: _Chunk, attempts: int) -> None:
-        """Queue a chunk's unreported items again, at the front: they were dispatched once already."""
-        positions = chunk.positions[chunk.reported:]
-        if positions and not chunk.job.done:
-            self._queue.appendleft(_Chunk(chunk.job, positions, attempts))
-            self._queued += len(positions)
+    def _evict(self, worker: _Worker, reason: str) -> _Chunk | None:
+        """Kill and replace `worker`. The chunks it held but had not started go back to the front of the
+        queue (nobody's fault); the one it was scoring is returned, for the caller to settle."""
+        chunks = list(worker.chunks)
+        worker.chunks.clear()
+        self._replace(worker, reason)
+        for later in reversed(chunks[1:]):
+            self._requeue(later)
+        return chunks[0] if chunks else None
+
+    def _requeue(self, chunk: _Chunk) -> None:
+        """Queue a chunk that holds no reported item at the front: its items were dispatched once already."""
+        if chunk.positions and not chunk.job.done:
+            self._queue.appendleft(chunk)
+            self._queued += len(chunk.positions)
 
     def _settle(self, chunk: _Chunk, index: int, status: str, message: str) -> None:
         """Blame the item that was running (if any), and queue the chunk's other items again."""
@@ -543,12 +543,10 @@ class WorkerPool:
         if 0 <= index < len(positions):
             self._unscored(job, [positions[index]], status, message)
             positions = positions[:index] + positions[index + 1:]
-        if not positions:
-            pass
-        elif chunk.attempts + 1 >= _MAX_ATTEMPTS:
+        if positions and chunk.attempts + 1 >= _MAX_ATTEMPTS:
             self._unscored(job, positions, "error", "scoring process lost too often")
         else:
-            self._requeue(_Chunk(job, positions), chunk.attempts + 1)
+            self._requeue(_Chunk(job, positions, chunk.attempts + 1))
         if job.remaining == 0:
             self._finish(job)
 
@@ -558,11 +556,7 @@ class WorkerPool:
         if job.done:
             return
         for worker in [w for w in self._workers if w.chunks and w.chunks[0].job is job]:
-            later = list(worker.chunks)[1:]
-            worker.chunks.clear()
-            self._replace(worker, "request_deadline")
-            for chunk in reversed(later):
-                self._requeue(chunk, chunk.attempts)
+            self._evict(worker, "request_deadline")
         # A chunk of this job waiting behind another job's in a worker is scored and its results dropped.
         self._drop_queued(job)
         self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed")

@@ -8,6 +8,7 @@ bodies: see `app.request_body`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -21,20 +22,19 @@ M = TypeVar("M", bound=BaseModel)
 MAX_DETAIL = 100  # a 4096-item request with every item wrong gets the first hundred issues
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, field: str, limit: int) -> Any:
+    """The body's JSON (400 if it is not JSON); 413 for more than `limit` entries in its list `field`,
+    checked before the schema builds a model of each."""
     body = await request.body()
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadJSON(f"request body is not valid JSON: {exc}") from None
-
-
-def check_count(data: Any, field: str, limit: int) -> None:
-    """413 for more than `limit` entries in `data[field]`, before the schema builds a model of each."""
     if isinstance(data, dict):
         entries = data.get(field)
         if isinstance(entries, list) and len(entries) > limit:
             raise PayloadTooLarge(f"{len(entries)} items in '{field}', over the limit of {limit}")
+    return data
 
 
 def parse_model(model: type[M], data: Any) -> M:
@@ -52,3 +52,13 @@ def invalid(message: str, issues: list[tuple[list[str | int], str, str]]) -> Inv
     """A 422 from our own checks, shaped like the schema's: (loc, msg, type) per issue."""
     detail = [{"loc": ["body", *loc], "msg": msg, "type": kind} for loc, msg, kind in issues[:MAX_DETAIL]]
     return InvalidRequest(message, detail=detail)
+
+
+def check_references(errors: list[tuple[int, str]], loc: Callable[[int], list[str | int]],
+                     name: Callable[[int], str]) -> None:
+    """422 for the invalid references the workers found (`Batch.reference_errors()`): every such item,
+    at `loc(index)`, and the first named by `name(index)` in the message."""
+    if errors:
+        first, message = errors[0]
+        raise invalid(f"{name(first)}: invalid reference: {message}",
+                      [(loc(i), msg, "invalid_reference") for i, msg in errors])

@@ -35,9 +35,8 @@ def _check_key(request: Request, credentials: HTTPAuthorizationCredentials | Non
     keys: list[bytes] = request.app.state.api_keys
     if not keys:
         return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized()
-    if not key_matches(credentials.credentials.encode(), keys):
+    # HTTPBearer(auto_error=False) gives None for a missing header or any scheme but Bearer.
+    if credentials is None or not key_matches(credentials.credentials.encode(), keys):
         raise Unauthorized()
 
 

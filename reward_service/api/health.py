@@ -9,7 +9,6 @@ from starlette.responses import Response
 from reward_service.api.deps import ServiceDep, require_api_key
 from reward_service.api.docs import responses
 from reward_service.api.schemas import ConfigResponse, StatusBody
-from reward_service.core.errors import Unavailable
 from reward_service.version import SCORER_VERSION
 
 router = APIRouter()
@@ -23,9 +22,7 @@ async def healthz() -> Response:
 @router.get("/readyz", summary="Readiness: workers up and not draining", response_model=StatusBody,
             responses=responses(500, 503))
 async def readyz(service: ServiceDep) -> Response:
-    if not service.ready:
-        state = "draining" if service.draining else "not_ready"
-        raise Unavailable(f"service is {state.replace('_', ' ')}", code=state)
+    service.check_ready()
     return Response(b'{"status":"ready"}', media_type="application/json")
 
 

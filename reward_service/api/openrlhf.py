@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from reward_service.api.body import check_count, invalid, parse_model, read_json
+from reward_service.api.body import check_references, invalid, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import OpenRLHFRequest, OpenRLHFResponse
@@ -55,20 +55,12 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     openapi_extra=request_body("OpenRLHFRequest"),
 )
 async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
-    data = await read_json(request)
-    check_count(data, "query", service.settings.max_items)
-    req = parse_model(OpenRLHFRequest, data)
+    req = parse_model(OpenRLHFRequest, await read_json(request, "query", service.settings.max_items))
     references = _labels(req)
     items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
-    config = service.default_config
-    batch = await service.lookup(items, config, False)
-    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
-    results = await service.complete(batch, deadline_at)
-    issues: list[tuple[list[str | int], str, str]] = [
-        (["labels", i], message, "invalid_reference") for i, message in batch.reference_errors()
-    ]
-    if issues:
-        raise invalid(f"labels[{issues[0][0][1]}]: invalid reference: {issues[0][1]}", issues)
+    batch = await service.score(items, service.default_config, False, request.scope["state"]["started"])
+    check_references(batch.reference_errors(), lambda i: ["labels", i], lambda i: f"labels[{i}]")
+    results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
 
     masked = sum(1 for r in results if r["mask"])
     if masked:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from reward_service.api.advantages import group_advantages
-from reward_service.api.body import check_count, invalid, parse_model, read_json
+from reward_service.api.body import check_references, invalid, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
 from reward_service.api.schemas import RewardsRequest, RewardsResponse, ScoringRequest, read_valid_request
-from reward_service.api.service import Batch, RewardService
+from reward_service.api.service import RewardService
 from reward_service.scoring import ConfigError, RewardConfig
 from reward_service.version import SCORER_VERSION
 
@@ -45,15 +45,6 @@ def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig
         raise invalid(f"invalid config: {exc}", [(["config"], str(exc), "config_error")]) from None
 
 
-def _check_references(req: ScoringRequest, batch: Batch) -> None:
-    issues: list[tuple[list[str | int], str, str]] = [
-        (["items", i, "reference"], message, "invalid_reference") for i, message in batch.reference_errors()
-    ]
-    if issues:
-        first = int(issues[0][0][1])
-        raise invalid(f"item {first} (id {req.ids[first]!r}): invalid reference: {issues[0][1]}", issues)
-
-
 @router.post(
     "/v1/rewards",
     summary="Score a batch of rollouts",
@@ -62,16 +53,15 @@ def _check_references(req: ScoringRequest, batch: Batch) -> None:
     openapi_extra=request_body("RewardsRequest"),
 )
 async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
-    data = await read_json(request)
-    check_count(data, "items", service.settings.max_items)
+    data = await read_json(request, "items", service.settings.max_items)
     req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))
     del data  # the request's values live on in `req`; the rest can go now
     _check_request(req)
     config = _resolve_config(service, req)
-    batch = await service.lookup(req.items, config, req.explain)
-    deadline_at = request.scope["state"]["started"] + service.settings.request_deadline_s
-    results = await service.complete(batch, deadline_at)
-    _check_references(req, batch)  # found by the workers, which validate each reference as they score
+    batch = await service.score(req.items, config, req.explain, request.scope["state"]["started"])
+    check_references(batch.reference_errors(), lambda i: ["items", i, "reference"],
+                     lambda i: f"item {i} (id {req.ids[i]!r})")
+    results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
 
     advantages: list[float | None]
     if req.advantages is not None:

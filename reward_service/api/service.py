@@ -12,12 +12,13 @@ from typing import Any
 
 import orjson
 
-from reward_service.cache import Cache, MemoryCache, RedisCache, canonical_json, item_key, key_prefix
+from reward_service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
 from reward_service.core.errors import Overloaded, Unavailable
 from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.core.metrics import ServiceMetrics
 from reward_service.core.settings import Settings
 from reward_service.scoring import RewardConfig
+from reward_service.scoring.reference import canonical_json
 from reward_service.version import SCORER_VERSION
 from reward_service.worker_process import INVALID_REFERENCE
 from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
@@ -95,10 +96,6 @@ class RewardService:
 
     # ---------------------------------------------------------------- life cycle and readiness
 
-    @property
-    def ready(self) -> bool:
-        return self.pool.ready and not self.draining
-
     async def start(self) -> None:
         try:
             await self.pool.start()
@@ -145,6 +142,13 @@ class RewardService:
             return self.default_config
         return RewardConfig.build(overrides, base=self.default_config)
 
+    async def score(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool, started: float) -> Batch:
+        """Answer `items` from the cache and the workers, within the request deadline counted from
+        `started` (monotonic clock). Invalid references come back in `Batch.reference_errors()`."""
+        batch = await self.lookup(items, config, explain)
+        await self.complete(batch, started + self.settings.request_deadline_s)
+        return batch
+
     async def lookup(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool) -> Batch:
         """Fill the batch's results from the cache; a cache fault only means every item is a miss."""
         items = share_references(items)
@@ -179,7 +183,7 @@ class RewardService:
         counter.labels("miss").inc(len(wanted) - n_hits)
         return batch
 
-    async def complete(self, batch: Batch, deadline_at: float) -> list[dict[str, Any]]:
+    async def complete(self, batch: Batch, deadline_at: float) -> None:
         """Score the misses in the workers (until the request deadline) and cache the scored ones.
 
         References are validated in the workers: when one is invalid (`batch.reference_errors()`), the
@@ -200,13 +204,12 @@ class RewardService:
             for i, result in zip(misses, scored, strict=True):
                 batch.results[i] = result
             if any(r["status"] == INVALID_REFERENCE for r in scored):
-                return batch.results  # type: ignore[return-value]
+                return
             self.metrics.merge_items(batch.stats)
             if self.cache is not None and batch.keys:
                 entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in misses
                            if batch.keys[i] is not None and scored_ok(batch.results[i])]
                 await self.cache.set_many(entries)  # type: ignore[arg-type]
-        return batch.results  # type: ignore[return-value]
 
 
 def scored_ok(result: dict[str, Any] | None) -> bool:

@@ -29,6 +29,19 @@ def task_label(reference: Any) -> str:
     return task if task in _TASK_TYPES else "unknown"
 
 
+def _observe(hists: dict[Any, list[float]], key: Any, buckets: tuple[float, ...], value: float) -> None:
+    counts = hists.get(key)
+    if counts is None:
+        counts = hists[key] = [0.0] * (len(buckets) + 2)  # a count per bucket, one for +Inf, then the sum
+    counts[bisect_left(buckets, value)] += 1
+    counts[-1] += value
+
+
+def _merge_counts(mine: dict[Any, int], theirs: dict[Any, int]) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
 def _merge_hists(mine: dict[Any, list[float]], theirs: dict[Any, list[float]]) -> None:
     for key, counts in theirs.items():
         have = mine.get(key)
@@ -43,7 +56,8 @@ class ItemStats:
     """Counts and bucketed histograms for a set of items; `merge` adds another set.
 
     A histogram is a list: one count per bucket, one for +Inf, then the sum of the values. `add` runs
-    once per item in the workers, so it is written for speed (no helper calls, one dict per task).
+    once per item in the workers: components are kept in one dict per task, keyed by name, so no key
+    tuple is built per observation.
     """
 
     __slots__ = ("components", "durations", "items", "notes", "rewards")
@@ -62,11 +76,7 @@ class ItemStats:
         items = self.items
         items[key] = items.get(key, 0) + 1
         if seconds is not None:
-            counts = self.durations.get(task)
-            if counts is None:
-                counts = self.durations[task] = [0.0] * (len(DURATION_BUCKETS) + 2)
-            counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-            counts[-1] += seconds
+            _observe(self.durations, task, DURATION_BUCKETS, seconds)
         if status != "ok":
             return
         notes = result["diagnostics"].get("notes")
@@ -80,30 +90,16 @@ class ItemStats:
             per_task = self.components[task] = {}
         for name, value in result["components"].items():
             if value is not None:
-                counts = per_task.get(name)
-                if counts is None:
-                    counts = per_task[name] = [0.0] * (len(COMPONENT_BUCKETS) + 2)
-                counts[bisect_left(COMPONENT_BUCKETS, value)] += 1
-                counts[-1] += value
+                _observe(per_task, name, COMPONENT_BUCKETS, value)
         reward = result["reward"]
         if reward is not None:
-            counts = self.rewards.get(task)
-            if counts is None:
-                counts = self.rewards[task] = [0.0] * (len(REWARD_BUCKETS) + 2)
-            counts[bisect_left(REWARD_BUCKETS, reward)] += 1
-            counts[-1] += reward
+            _observe(self.rewards, task, REWARD_BUCKETS, reward)
 
     def merge(self, other: ItemStats) -> None:
-        for key, n in other.items.items():
-            self.items[key] = self.items.get(key, 0) + n
-        for word, n in other.notes.items():
-            self.notes[word] = self.notes.get(word, 0) + n
+        _merge_counts(self.items, other.items)
+        _merge_counts(self.notes, other.notes)
         for task, theirs in other.components.items():
-            mine = self.components.get(task)
-            if mine is None:
-                self.components[task] = {name: list(counts) for name, counts in theirs.items()}
-            else:
-                _merge_hists(mine, theirs)
+            _merge_hists(self.components.setdefault(task, {}), theirs)
         _merge_hists(self.rewards, other.rewards)
         _merge_hists(self.durations, other.durations)
 

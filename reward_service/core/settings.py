@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -92,19 +91,15 @@ class Settings(BaseSettings):
 
     @property
     def reward_config(self) -> RewardConfig:
-        """The server's default reward config: the spec's defaults, with the config file merged over."""
-        if self._reward_config is None:
-            self._reward_config = self._load_reward_config()
+        """The server's default reward config: the spec's defaults, with the config file merged over
+        (loaded when the settings are validated)."""
+        assert self._reward_config is not None
         return self._reward_config
 
     def _load_reward_config(self) -> RewardConfig:
         if self.reward_config_file is None:
             return RewardConfig.build()
         try:
-            overrides = orjson.loads(self.reward_config_file.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise ValueError(f"reward config file {self.reward_config_file}: {exc}") from None
-        try:
-            return RewardConfig.build(overrides)
+            return RewardConfig.from_file(self.reward_config_file)
         except ConfigError as exc:
             raise ValueError(f"reward config file {self.reward_config_file}: {exc}") from None

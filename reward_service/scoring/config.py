@@ -10,10 +10,14 @@ import copy
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 COMPONENTS = ("format", "answer", "graph_node", "graph_edge", "length")
 
@@ -117,6 +121,15 @@ class RewardConfig:
             max_tokens=length["max_tokens"],
             max_completion_chars=merged["limits"]["max_completion_chars"],
         )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> RewardConfig:
+        """A JSON file holding a partial config, merged over the spec's defaults (ConfigError if bad)."""
+        try:
+            overrides = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        return cls.build(overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -33,14 +33,19 @@ class _Plan:
     edge_defined: bool  # some frame has a pair of distinct nodes
 
 
+def _layout(graph: RelationGraph, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Node count of each of `frames`, and where its nodes start when all frames' nodes are stacked."""
+    sizes = np.array([len(graph.frames[f]) for f in frames], dtype=np.int64)
+    return sizes, np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+
+
 def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
     from reward_service.scoring import graph_kernels  # numba: imported on first graph, not with the package
 
     frames = list(graph.frames)
     nodes = [node for f in frames for node in graph.frames[f]]
-    sizes = np.array([len(graph.frames[f]) for f in frames], dtype=np.int64)
-    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    pos = np.ascontiguousarray(np.concatenate([graph.positions(f) for f in frames]))
+    sizes, offsets = _layout(graph, frames)
+    pos = np.array([n.pos for n in nodes], dtype=np.float64)  # one dimension throughout (a valid reference)
     if scale is None:
         scale = float(np.linalg.norm(pos.max(axis=0) - pos.min(axis=0)))
     if scale < 1e-6:
@@ -65,9 +70,10 @@ def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
     return plan
 
 
-def edge_defined(graph: RelationGraph, scale: float | None) -> bool:
-    """Whether R_edge exists for this reference (some frame has two distinct nodes)."""
-    return _plan(graph, scale, "unsigned").edge_defined
+def edge_defined(graph: RelationGraph, scale: float | None, angle_mode: str) -> bool:
+    """Whether R_edge exists for this reference (some frame has two distinct nodes). That does not
+    depend on the angle mode; asking with the config's mode builds the one plan scoring will use."""
+    return _plan(graph, scale, angle_mode).edge_defined
 
 
 def _pick_frame(pred_frames: list[int], f: int, ref_static: bool) -> int:
@@ -108,14 +114,14 @@ def score_graph(
     ids = plan.category_ids
     dim = plan.dim
     zero = (0.0,) * dim
-    pred_sizes = np.array([len(pred.frames[f]) for f in pred_frames], dtype=np.int64)
+    pred_sizes, pred_offsets = _layout(pred, pred_frames)
     frame_map = np.array([_pick_frame(pred_frames, f, not ref.dynamic) for f in plan.frames], dtype=np.int64)
     node, pos, matched, match_idx, match_dist, match_s = graph_kernels.match_frames(
         plan.pos, plan.node_category, len(ids), plan.offsets, plan.sizes,
         np.array([n.pos if len(n.pos) == dim else zero for n in nodes], dtype=np.float64).reshape(-1, dim),
         np.array([ids.get(n.category, -1) for n in nodes], dtype=np.int64),
         np.array([len(n.pos) == dim for n in nodes], dtype=np.bool_),
-        np.concatenate(([0], np.cumsum(pred_sizes)[:-1])).astype(np.int64), pred_sizes,
+        pred_offsets, pred_sizes,
         frame_map, plan.scale, node_weighting == "gt",
     )
     edge = None

@@ -148,13 +148,21 @@ def _validate_cached(key: bytes) -> Reference:
     return _validate(orjson.loads(key))
 
 
+def canonical_json(value: Any) -> bytes | None:
+    """`value` as JSON with sorted keys (equal values, equal bytes); None if it is not serialisable
+    (e.g. an integer past 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+
+
 def validate_reference(reference: Any) -> Reference:
     """A validated `Reference`; raises `ReferenceError` naming the field. Cached by canonical JSON."""
     if isinstance(reference, Reference):
         return reference
-    try:
-        key = orjson.dumps(reference, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # not JSON-serialisable (e.g. a huge int): validate without the cache
+    key = canonical_json(reference)
+    if key is None:  # not serialisable: validate without the cache
         return _validate(reference)
     if b"null" in key or b"NaN" in key:
         # orjson writes NaN and infinities as null, so a key holding null could stand for either:

@@ -59,7 +59,7 @@ def _total(components: Mapping[str, float | None], config: RewardConfig) -> floa
 
 def _score(completion: str, ref: Reference, config: RewardConfig, num_tokens: int | None, explain: bool) -> ScoreResult:
     ref_graph = ref.relation_graph
-    graph_edge_exists = ref_graph is not None and edge_defined(ref_graph, ref.graph_scale)
+    graph_edge_exists = ref_graph is not None and edge_defined(ref_graph, ref.graph_scale, config.angle_mode)
     notes: list[str] = []
     diagnostics: dict[str, Any] = {"notes": notes}
     if len(completion) > config.max_completion_chars:
