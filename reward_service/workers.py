@@ -47,7 +47,7 @@ from reward_service.worker_process import IDLE, PICKLE, WorkItem, worker_main
 
 log = logging.getLogger("reward_service.workers")
 
-_MAX_ATTEMPTS = 3  # a chunk whose worker was lost this often has its remaining items answered "error"
+_MAX_ATTEMPTS = 3  # a chunk lost this often with no item to blame has its items answered "error"
 _DEPTH = 2  # chunks a worker holds: the one it scores and the next
 _LEAST = 2  # items in a chunk, but for a batch's last one
 
@@ -490,13 +490,13 @@ class WorkerPool:
         progress = worker.progress
         started = progress[2]
         running, index = progress[0], int(progress[1])
-        if progress[2] != started or started == 0.0 or running > seq or (running == seq and index == IDLE):
+        if running < seq:  # no item of this chunk started yet (a fresh worker's progress is all zero)
+            started, index = chunk.due_from, -1
+        elif progress[2] != started or started == 0.0 or running > seq or index == IDLE:
             # Moving to the next item right now, or done with this chunk and its results on their way (the
             # worker tags progress with the chunk's number; chunks run in the order sent): look again soon.
             worker.timer = self._loop.call_later(min(0.01, self._item_deadline), self._check_item, worker, seq)
             return
-        if running < seq:  # no item of this chunk started yet
-            started, index = chunk.due_from, -1
         due = started + self._item_deadline
         now = time.monotonic()
         if now < due:
@@ -540,13 +540,16 @@ class WorkerPool:
         job = chunk.job
         index = index - chunk.reported if index >= 0 else -1  # negative: no item had started
         positions = chunk.positions[chunk.reported:]
+        attempts = chunk.attempts
         if 0 <= index < len(positions):
             self._unscored(job, [positions[index]], status, message)
             positions = positions[:index] + positions[index + 1:]
-        if positions and chunk.attempts + 1 >= _MAX_ATTEMPTS:
+        else:  # no item to blame: the chunk itself counts a lost attempt
+            attempts += 1
+        if positions and attempts >= _MAX_ATTEMPTS:
             self._unscored(job, positions, "error", "scoring process lost too often")
         else:
-            self._requeue(_Chunk(job, positions, chunk.attempts + 1))
+            self._requeue(_Chunk(job, positions, attempts))
         if job.remaining == 0:
             self._finish(job)
 

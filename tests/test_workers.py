@@ -162,6 +162,17 @@ def test_a_worker_that_dies_with_a_next_chunk_loses_only_its_item():
     run(body, workers=1, chunk_items=2)
 
 
+def test_items_of_a_chunk_outlive_any_number_of_blamed_neighbours():
+    # Each crash is blamed on its own item; the innocent item sharing their chunk is scored in the end.
+    async def body(pool, restarts):
+        items = [("CRASH now", MC_REF, None)] * 3 + ok_items(5)  # the first chunk: three crashes and an ok
+        results = await pool.score(items, CONFIG, False, 30.0)
+        assert [r["status"] for r in results] == ["error"] * 3 + ["ok"] * 5
+        assert restarts == ["crash"] * 3
+
+    run(body, workers=1, chunk_items=4)
+
+
 def test_a_request_deadline_spares_the_other_request_whose_chunk_its_worker_held():
     # One worker scores request A's slow item and already holds request B's chunk. A's deadline kills
     # it; B's chunk goes to the replacement and B is answered in full.
