@@ -94,6 +94,7 @@ def test_cache_requests_by_result(scraped):
 
 
 def test_gauges_restarts_and_build_info(scraped):
+    assert value(scraped, "reward_service_inflight_requests") == 1  # the scrape itself
     assert value(scraped, "reward_service_inflight_items") == 0
     assert value(scraped, "reward_service_queued_items") == 0
     assert value(scraped, "reward_service_workers") == 2

@@ -86,8 +86,8 @@ class RewardService:
             max_queued_items=settings.max_queued_items,
             on_restart=lambda reason: self.metrics.worker_restarts.labels(reason).inc(),
         )
-        self.metrics.bind_pool_gauges(lambda: self.pool.inflight_items, lambda: self.pool.queued_items,
-                                      lambda: self.pool.ready_workers)
+        self.metrics.bind_gauges(lambda: self.inflight_requests, lambda: self.pool.inflight_items,
+                                 lambda: self.pool.queued_items, lambda: self.pool.ready_workers)
         self.cache = build_cache(settings, self.metrics)
         self.draining = False
         self.inflight_requests = 0

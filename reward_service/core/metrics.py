@@ -66,7 +66,7 @@ class BatchHistogram(Collector):
 
 
 class ServiceMetrics:
-    """Every metric of the service. Call `bind_pool_gauges` once the worker pool exists."""
+    """Every metric of the service. Call `bind_gauges` once the worker pool exists."""
 
     def __init__(self, scorer_version: str, reward_config_id: str, version: str) -> None:
         disable_created_metrics()  # `_created` series double the output and no dashboard reads them
@@ -115,8 +115,10 @@ class ServiceMetrics:
                           registry=r)
         self.build.info({"version": version, "scorer_version": scorer_version, "reward_config_id": reward_config_id})
 
-    def bind_pool_gauges(self, inflight: Callable[[], float], queued: Callable[[], float],
-                         workers: Callable[[], float]) -> None:
+    def bind_gauges(self, requests: Callable[[], float], inflight: Callable[[], float], queued: Callable[[], float],
+                    workers: Callable[[], float]) -> None:
+        """Gauges read from the service's own counts when scraped (a scrape counts itself in flight)."""
+        self.inflight_requests.set_function(requests)
         self.inflight_items.set_function(inflight)
         self.queued_items.set_function(queued)
         self.workers.set_function(workers)
