@@ -277,7 +277,7 @@ class WorkerPool:
         # process that the executor thread is still starting.
         await asyncio.gather(*self._respawns, return_exceptions=True)
         for job in list(self._jobs):
-            self._fail_unfinished(job, "error", "service shutting down")
+            self._fail_unfinished(job, "error", "service shutting down", retryable=True)
         self._queue.clear()
         self._queued = 0
         workers, self._workers = self._workers, []
@@ -547,7 +547,7 @@ class WorkerPool:
         else:  # no item to blame: the chunk itself counts a lost attempt
             attempts += 1
         if positions and attempts >= _MAX_ATTEMPTS:
-            self._unscored(job, positions, "error", "scoring process lost too often")
+            self._unscored(job, positions, "error", "scoring process lost too often", retryable=True)
         else:
             self._requeue(_Chunk(job, positions, attempts))
         if job.remaining == 0:
@@ -562,7 +562,7 @@ class WorkerPool:
             self._evict(worker, "request_deadline")
         # A chunk of this job waiting behind another job's in a worker is scored and its results dropped.
         self._drop_queued(job)
-        self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed")
+        self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed", retryable=True)
         self._dispatch()
 
     def _drop_queued(self, job: _Job) -> None:
@@ -570,13 +570,15 @@ class WorkerPool:
         self._queued = sum(len(c.positions) for c in kept)
         self._queue = kept
 
-    def _fail_unfinished(self, job: _Job, status: str, message: str) -> None:
-        self._unscored(job, [p for p, r in enumerate(job.results) if r is None], status, message)
+    def _fail_unfinished(self, job: _Job, status: str, message: str, *, retryable: bool = False) -> None:
+        self._unscored(job, [p for p, r in enumerate(job.results) if r is None], status, message,
+                       retryable=retryable)
         self._finish(job)
 
-    def _unscored(self, job: _Job, positions: list[int], status: str, message: str) -> None:
+    def _unscored(self, job: _Job, positions: list[int], status: str, message: str, *,
+                  retryable: bool = False) -> None:
         for position in positions:
-            result = ScoreResult.unscored(status, message).to_dict()
+            result = ScoreResult.unscored(status, message, retryable=retryable).to_dict()
             job.results[position] = result
             if job.stats is not None:
                 job.stats.add(task_label(job.items[position][1]), result)

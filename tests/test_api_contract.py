@@ -21,7 +21,7 @@ from service_fixtures import (
     settings,
 )
 
-from reward_service.api.schemas import ConfigResponse, ErrorBody, OpenRLHFResponse, RewardsResponse
+from reward_service.schemas import ConfigResponse, ErrorBody, OpenRLHFResponse, RewardsResponse
 from reward_service.scoring import COMPONENTS, RewardConfig
 from reward_service.version import SCORER_VERSION
 
@@ -262,7 +262,8 @@ def test_get_reward_openrlhf_protocol(client):
     # Prompt removed: format 1 for the first two; the third keeps its leading text, so format 0.
     assert body["rewards"] == [2.0, 1.0, 1.0]
     assert body["scores"] == [1.0, 1.0, 1.0]
-    assert set(body["extra_logs"]) == set(COMPONENTS)
+    assert set(body["extra_logs"]) == {*COMPONENTS, "masked"}
+    assert body["extra_logs"]["masked"] == [0.0, 0.0, 0.0]
     assert body["extra_logs"]["format"] == [1.0, 1.0, 0.0]
     assert body["extra_logs"]["answer"] == [1.0, 0.0, 1.0]
     assert all(len(v) == 3 for v in body["extra_logs"].values())

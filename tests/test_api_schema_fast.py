@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from reward_service.api.schemas import RewardsRequest, ScoringRequest, read_valid_request
+from reward_service.api.request import ScoringRequest, read_valid_request
+from reward_service.schemas import RewardsRequest
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.just(""), st.just("x" * 128),

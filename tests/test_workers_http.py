@@ -1,5 +1,6 @@
-"""Deadlines through the HTTP API: a stuck item is `timeout` in a 200 answer, the service stays ready,
-and OpenRLHF's protocol (which cannot mask) answers 503 with Retry-After instead of a silent 0."""
+"""Deadlines through the HTTP API: a stuck item is `timeout` in a 200 answer, the service stays ready.
+OpenRLHF's protocol, which cannot mask, answers an item that failed on its own 0.0 flagged in
+`extra_logs.masked`, and a fault of the service's state 503 with Retry-After (api.md)."""
 
 from __future__ import annotations
 
@@ -62,9 +63,30 @@ def test_request_deadline_answers_the_unfinished_items_timeout(client):
     assert metric(client, "reward_service_worker_restarts_total", reason="request_deadline") >= 1
 
 
-def test_openrlhf_answers_503_when_an_item_cannot_be_scored(client):
+def test_openrlhf_answers_an_item_that_fails_on_its_own_zero_flagged_masked(client):
     label = orjson.dumps(MC_REF).decode()
-    payload = {"query": ["p" + GOOD, "pSTUCK"], "prompts": ["p", "p"], "labels": [label, label]}
+    before_timeout = metric(client, "reward_service_items_total", task_type="multiple_choice", status="timeout") or 0
+    before_error = metric(client, "reward_service_items_total", task_type="multiple_choice", status="error") or 0
+    payload = {"query": ["p" + GOOD, "pSTUCK", "pRAISE x"], "prompts": ["p", "p", "p"], "labels": [label] * 3}
+    response = client.post("/get_reward", json=payload)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["rewards"] == [2.0, 0.0, 0.0]
+    assert body["scores"] == [1.0, 0.0, 0.0]
+    assert body["extra_logs"]["masked"] == [0.0, 1.0, 1.0]
+    assert body["extra_logs"]["format"] == [1.0, 0.0, 0.0]
+    # counted as masked: one timeout (the item deadline) and one error (the scorer raised)
+    assert metric(client, "reward_service_items_total", task_type="multiple_choice", status="timeout") == \
+        before_timeout + 1
+    assert metric(client, "reward_service_items_total", task_type="multiple_choice", status="error") == \
+        before_error + 1
+
+
+def test_openrlhf_answers_503_when_the_request_deadline_passes(client):
+    """The request deadline (3 s here) spent on slow items is the service's state: OpenRLHF retries."""
+    label = orjson.dumps(MC_REF).decode()
+    n = 16  # not the completions of the test above, whose scored items are cached
+    payload = {"query": [f"pSLEEP 0.45 {GOOD}"] * n, "prompts": ["p"] * n, "labels": [label] * n}
     response = client.post("/get_reward", json=payload)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reward_service.api.schemas import ErrorBody
+from reward_service.schemas import ErrorBody
 
 _DESCRIPTIONS = {
     200: "Success",

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from reward_service.api.deps import ServiceDep, require_api_key
 from reward_service.api.docs import responses
-from reward_service.api.schemas import ConfigResponse, StatusBody
+from reward_service.schemas import ConfigResponse, StatusBody
 from reward_service.version import SCORER_VERSION
 
 router = APIRouter()

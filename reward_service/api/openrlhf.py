@@ -1,7 +1,13 @@
 """POST /get_reward: OpenRLHF's remote reward protocol (api.md), on the same scoring path as /v1/rewards.
 
-The protocol has no way to say "not scored", so a request with any item that would be masked
-answers 503 with Retry-After: OpenRLHF retries, and a timeout never becomes a silent 0 reward.
+The protocol has no way to say "not scored", and OpenRLHF 0.11 stops its run after five failed tries
+of a request, so two kinds of failure are told apart (api.md):
+* the service's own state (not ready, draining, over its queue limit, a worker lost with no item to
+  blame, the request's deadline spent in the queue) is a 503 or 429 with Retry-After: a retry cures it;
+* an item that cannot be scored for a reason of its own (its deadline passed, the scorer failed on
+  it) answers 200 with reward and score 0.0 and `extra_logs.masked` 1.0, and is counted as masked
+  (`reward_service_items_total` with status timeout or error): said in OpenRLHF's logs and ours,
+  never silent, and one pathological rollout does not stop a training run.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from starlette.responses import Response
 from reward_service.api.body import check_references, invalid, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
-from reward_service.api.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.core.errors import Unavailable
+from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
 
 router = APIRouter()
@@ -62,15 +68,17 @@ async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
     check_references(batch.reference_errors(), lambda i: ["labels", i], lambda i: f"labels[{i}]")
     results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
 
-    masked = sum(1 for r in results if r["mask"])
-    if masked:
-        raise Unavailable(f"{masked} of {len(results)} items could not be scored in time; retry",
+    retryable = sum(1 for r in results if r["mask"] and r["diagnostics"].get("retryable"))
+    if retryable:
+        raise Unavailable(f"{retryable} of {len(results)} items could not be scored for now; retry",
                           retry_after_s=service.pool.retry_after_s(), code="not_scored")
-    rewards = [float(r["reward"]) for r in results]
+    rewards = [0.0 if r["mask"] else float(r["reward"]) for r in results]
     body = {
         "rewards": rewards,
         "scores": [min(1.0, max(0.0, r)) for r in rewards],
-        # The protocol's logs are lists of floats: a component that does not apply (null) is logged 0.0.
-        "extra_logs": {c: [float(r["components"][c] or 0.0) for r in results] for c in COMPONENTS},
+        # The protocol's logs are lists of floats: a component that does not apply (null) is logged 0.0,
+        # and `masked` says which rewards are a stand-in for an item that could not be scored.
+        "extra_logs": {**{c: [float(r["components"][c] or 0.0) for r in results] for c in COMPONENTS},
+                       "masked": [1.0 if r["mask"] else 0.0 for r in results]},
     }
     return Response(orjson.dumps(body), media_type="application/json")

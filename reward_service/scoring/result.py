@@ -42,13 +42,18 @@ class ScoreResult:
         return notes
 
     @classmethod
-    def unscored(cls, status: str, message: str) -> ScoreResult:
-        """An item that could not be scored: reward null, mask true, never a silent zero (spec 7)."""
+    def unscored(cls, status: str, message: str, *, retryable: bool = False) -> ScoreResult:
+        """An item that could not be scored: reward null, mask true, never a silent zero (spec 7).
+
+        `retryable` says the cause was the service's state, not the item (the service shut down, a
+        worker was lost with no item to blame, the request waited past its deadline): the same item
+        sent again can score. An item whose own deadline passed, or that made the scorer fail, is not.
+        """
         return cls(
             status=status,
             reward=None,
             components=dict.fromkeys(COMPONENTS),
-            diagnostics={"notes": [], "error": message},
+            diagnostics={"notes": [], "error": message, "retryable": retryable},
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Request and response bodies of api.md as pydantic models: they validate requests and write /openapi.json.
+"""Request and response bodies of api.md as pydantic models, shared by the service and the client.
+
+The service validates requests with them and writes /openapi.json from them; the client
+(trainer_client.client) builds its requests and reads its responses with them. Only pydantic: no
+FastAPI, so the base install (scoring core and client) can import this.
 
 Requests are strict (no "3" for 3, no unknown fields) so a client's typo fails loudly instead of being
 scored with defaults. Responses are built as plain dicts and serialised with orjson for speed; the
@@ -7,7 +11,7 @@ response models here document them and the contract tests check the two agree.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple, cast, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -41,13 +45,14 @@ ConfigOverride = Annotated[
     }),
 ]
 AdvantageMode = Literal["grpo", "dr_grpo", "rloo"]
+ID_MAX_CHARS = 128
 Status = Literal["ok", "timeout", "error"]
 
 
 class RewardItem(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str = Field(min_length=1, max_length=128, description="unique within the request")  # also _ID_MAX
+    id: str = Field(min_length=1, max_length=ID_MAX_CHARS, description="unique within the request")
     group_id: str | None = Field(default=None, description="the prompt this rollout belongs to")
     completion: str
     reference: ReferenceBody
@@ -63,62 +68,6 @@ class RewardsRequest(BaseModel):
     explain: bool = False
 
 
-class ScoringRequest(NamedTuple):
-    """A valid `RewardsRequest` as the route uses it: columns, with references as the client sent them."""
-
-    ids: list[str]
-    group_ids: list[str | None]
-    items: list[tuple[str, dict[str, Any], int | None]]  # completion, reference, num_tokens
-    config: dict[str, Any] | None
-    advantages: AdvantageMode | None
-    explain: bool
-
-    @classmethod
-    def of(cls, req: RewardsRequest) -> ScoringRequest:
-        return cls([i.id for i in req.items], [i.group_id for i in req.items],
-                   [(i.completion, i.reference, i.num_tokens) for i in req.items], req.config, req.advantages,
-                   req.explain)
-
-
-_REQUEST_KEYS = frozenset(RewardsRequest.model_fields)
-_ITEM_KEYS = frozenset(RewardItem.model_fields)
-_ADVANTAGE_MODES = frozenset(get_args(AdvantageMode))
-_ID_MAX = 128
-
-
-def read_valid_request(data: Any) -> ScoringRequest | None:
-    """`data` as a ScoringRequest when it is plainly valid, else None (then validate it with the model).
-
-    Building and freeing 512 `RewardItem` models costs about as much as parsing the request body: this
-    checks the same rules on the plain JSON values and builds nothing. It is stricter than the models,
-    never looser (tests/test_api_schema_fast.py checks both on generated requests): anything unusual
-    falls back to `RewardsRequest`, whose errors are the ones a client sees.
-    """
-    if type(data) is not dict or not _REQUEST_KEYS.issuperset(data):
-        return None
-    raw, config = data.get("items"), data.get("config")
-    advantages, explain = data.get("advantages"), data.get("explain", False)
-    if (type(raw) is not list or (config is not None and type(config) is not dict) or type(explain) is not bool
-            or (advantages is not None and (type(advantages) is not str or advantages not in _ADVANTAGE_MODES))):
-        return None
-    ids: list[str] = []
-    group_ids: list[str | None] = []
-    items: list[tuple[str, dict[str, Any], int | None]] = []
-    for item in raw:
-        if type(item) is not dict or not _ITEM_KEYS.issuperset(item):
-            return None
-        item_id, completion, reference = item.get("id"), item.get("completion"), item.get("reference")
-        group_id, num_tokens = item.get("group_id"), item.get("num_tokens")
-        if (type(item_id) is not str or not 0 < len(item_id) <= _ID_MAX or type(completion) is not str
-                or type(reference) is not dict or (group_id is not None and type(group_id) is not str)
-                or (num_tokens is not None and (type(num_tokens) is not int or num_tokens < 0))):
-            return None
-        ids.append(item_id)
-        group_ids.append(group_id)
-        items.append((completion, reference, num_tokens))
-    return ScoringRequest(ids, group_ids, items, config, cast(AdvantageMode | None, advantages), explain)
-
-
 class Components(BaseModel):
     format: float | None
     answer: float | None
@@ -128,9 +77,14 @@ class Components(BaseModel):
 
 
 class Diagnostics(BaseModel):
+    """`notes` always; on a masked item `error` (why it was not scored) and `retryable` (the cause was
+    the service's state, not the item: sending it again can score it); with `explain`, the parse."""
+
     model_config = ConfigDict(extra="allow")
 
     notes: list[str]
+    error: str | None = Field(default=None, description="masked items: why the item was not scored")
+    retryable: bool | None = Field(default=None, description="masked items: whether a retry can score it")
 
 
 class RewardResult(BaseModel):
