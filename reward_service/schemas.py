@@ -121,10 +121,19 @@ class OpenRLHFResponse(BaseModel):
     extra_logs: dict[str, list[float]]
 
 
+class ServiceLimits(BaseModel):
+    """The request limits of this server, so a client can split its batches to fit (beyond api.md's
+    fields for /v1/config: an addition no client has to read)."""
+
+    max_items: int = Field(description="most items in one request; more is a 413")
+    max_body_bytes: int = Field(description="largest request body; more is a 413")
+
+
 class ConfigResponse(BaseModel):
     reward_config_id: str
     scorer_version: str
     config: dict[str, Any]
+    limits: ServiceLimits
 
 
 class StatusBody(BaseModel):

@@ -302,6 +302,7 @@ def test_config_route(client):
     ConfigResponse.model_validate(body)
     assert body["config"] == RewardConfig.build().to_dict()
     assert body["reward_config_id"] == RewardConfig.build().id and body["scorer_version"] == SCORER_VERSION
+    assert body["limits"] == {"max_items": 4096, "max_body_bytes": 64 * 2**20}  # the defaults
 
 
 def test_metrics_at_exactly_that_path(client):

@@ -29,6 +29,7 @@ async def readyz(service: ServiceDep) -> Response:
 @router.get("/v1/config", summary="The server's default reward config", response_model=ConfigResponse,
             responses=responses(401, 500), dependencies=[Depends(require_api_key)])
 async def get_config(service: ServiceDep) -> Response:
-    config = service.default_config
-    body = {"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "config": config.to_dict()}
+    config, settings = service.default_config, service.settings
+    body = {"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "config": config.to_dict(),
+            "limits": {"max_items": settings.max_items, "max_body_bytes": settings.max_body_bytes}}
     return Response(orjson.dumps(body), media_type="application/json")
