@@ -15,7 +15,7 @@ from reward_service.scoring import score as real_score
 
 def score(completion: str, reference: Any, config: RewardConfig | None = None, num_tokens: int | None = None,
           explain: bool = False) -> ScoreResult:
-    head, _, rest = completion.partition(" ")
+    head, _, rest = completion.lstrip().partition(" ")
     if head == "STUCK":  # pure-Python busy loop: only killing the process stops it
         while True:
             pass

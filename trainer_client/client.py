@@ -403,12 +403,22 @@ class _Base(ABC):
                         scored.scorer_versions, scored.reward_config_ids)
         return scored
 
-    def _limits_from(self, response: httpx.Response) -> tuple[int, int]:
+    @staticmethod
+    def _config_of(response: httpx.Response) -> ConfigResponse:
+        if response.status_code != 200:
+            raise _error_of(response, _CONFIG_CHUNK)
         try:
-            limits = ConfigResponse.model_validate_json(response.content).limits
+            return ConfigResponse.model_validate_json(response.content)
         except ValidationError as exc:
             raise RewardServiceError(f"GET /v1/config does not match api.md: {exc}") from None
-        return self.max_items or limits.max_items, self.max_body_bytes or limits.max_body_bytes
+
+    def _own_limits(self) -> tuple[int, int] | None:
+        if self.max_items is not None and self.max_body_bytes is not None:
+            return self.max_items, self.max_body_bytes
+        return None
+
+    def _limits_of(self, server: ConfigResponse) -> tuple[int, int]:
+        return self.max_items or server.limits.max_items, self.max_body_bytes or server.limits.max_body_bytes
 
     def _check(self, response: httpx.Response, chunk: _Chunk) -> RewardsResponse:
         if response.status_code != 200:
@@ -445,16 +455,15 @@ class RewardClient(_Base):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def server_config(self) -> ConfigResponse:
+        """GET /v1/config: the server's default reward config, its id, the scorer version and limits."""
+        retrying = tenacity.Retrying(**self._retry_kwargs())
+        return self._config_of(retrying(self._send, "GET", "/v1/config", None, 0))
+
     def limits(self) -> tuple[int, int]:
         """(max items, max body bytes) per request: given to the client, or read once from the server."""
-        if self.max_items is not None and self.max_body_bytes is not None:
-            return self.max_items, self.max_body_bytes
         if self._server_limits is None:
-            retrying = tenacity.Retrying(**self._retry_kwargs())
-            response: httpx.Response = retrying(self._send, "GET", "/v1/config", None, 0)
-            if response.status_code != 200:
-                raise _error_of(response, _CONFIG_CHUNK)
-            self._server_limits = self._limits_from(response)
+            self._server_limits = self._own_limits() or self._limits_of(self.server_config())
         return self._server_limits
 
     def score(self, items: Sequence[Mapping[str, Any]], *, config: Mapping[str, Any] | None = None,
@@ -517,15 +526,13 @@ class AsyncRewardClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def server_config(self) -> ConfigResponse:
+        retrying = tenacity.AsyncRetrying(**self._retry_kwargs())
+        return self._config_of(await retrying(self._send, "GET", "/v1/config", None, 0))
+
     async def limits(self) -> tuple[int, int]:
-        if self.max_items is not None and self.max_body_bytes is not None:
-            return self.max_items, self.max_body_bytes
         if self._server_limits is None:
-            retrying = tenacity.AsyncRetrying(**self._retry_kwargs())
-            response: httpx.Response = await retrying(self._send, "GET", "/v1/config", None, 0)
-            if response.status_code != 200:
-                raise _error_of(response, _CONFIG_CHUNK)
-            self._server_limits = self._limits_from(response)
+            self._server_limits = self._own_limits() or self._limits_of(await self.server_config())
         return self._server_limits
 
     async def score(self, items: Sequence[Mapping[str, Any]], *, config: Mapping[str, Any] | None = None,
