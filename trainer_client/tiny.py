@@ -1,10 +1,11 @@
 """Tiny language models and tokenizers built from a config in code: for tests and the CPU proof that
 GRPO learns, where nothing may be downloaded.
 
-The tokenizer is word-level over a fixed vocabulary: text is split on whitespace and every word is one
-token, so tags, object names and coordinates are single tokens and a completion of a few dozen tokens
-holds a whole relation graph. Decoding joins tokens with single spaces, which the reward parser reads
-as it reads any whitespace (`{ "chair" : [ 1.5 , 2 ] }` is JSON).
+The tokenizer is word-level over a vocabulary read from a corpus: text is split on whitespace, then
+into quoted strings (`"chair_1"`), tags (`<think>`), numbers (`-1.5`), names (`chair_1`) and single
+punctuation marks, and each piece is one token. So tags, object names and coordinates are single tokens
+and a completion of a few dozen tokens holds a whole relation graph. Decoding joins tokens with single
+spaces, which the reward parser reads as it reads any whitespace: `{ "chair_1" : [ 1.5 , 2 ] }` is JSON.
 
 The model is a Qwen2-style decoder (the text half of Qwen2.5-VL, the paper's model family), small
 enough to train on two CPU cores in minutes.
@@ -13,15 +14,36 @@ enough to train on two CPU cores in minutes.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
 
+PIECES = r"\"[^\"\s]*\"|</?[A-Za-z_]+>|-?\d+(?:\.\d+)?|[A-Za-z_][A-Za-z0-9_]*|[^\sA-Za-z0-9_]"
+
+
+def _pre_tokenizer() -> Any:
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                    pre_tokenizers.Split(Regex(PIECES), behavior="isolated")])
+
+
+def vocabulary_of(texts: Iterable[str]) -> list[str]:
+    """The pieces of `texts`, in order of first appearance: a vocabulary for `word_tokenizer`."""
+    split = _pre_tokenizer()
+    seen: dict[str, None] = {}
+    for text in texts:
+        for piece, _ in split.pre_tokenize_str(text):
+            seen.setdefault(piece, None)
+    return list(seen)
+
+
 def word_tokenizer(words: Iterable[str], *, model_max_length: int = 1024) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer: one token per whitespace-separated word of `words`, plus pad, eos, unk."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    """A word-level tokenizer over `words` (pieces as `vocabulary_of` makes them), plus pad, eos, unk."""
+    from tokenizers import Tokenizer, decoders, models
 
     vocab: dict[str, int] = {}
     for word in (PAD, EOS, UNK, *words):
@@ -29,7 +51,7 @@ def word_tokenizer(words: Iterable[str], *, model_max_length: int = 1024) -> Pre
             raise ValueError(f"a word-level token cannot hold whitespace: {word!r}")
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.pre_tokenizer = _pre_tokenizer()
     backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with one space
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
                                    model_max_length=model_max_length, padding_side="left")

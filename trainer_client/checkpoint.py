@@ -1,0 +1,86 @@
+"""Checkpoints: the model's weights as safetensors, the optimizer's and scheduler's state, the random
+number generators, and the step, in `<output_dir>/checkpoints/step-NNNNNN/`; `latest` finds the newest.
+
+Written to a temporary folder and renamed into place, so a run killed mid-save leaves the previous
+checkpoint whole. With the RNG state restored, a resumed run samples what the straight run would
+have sampled (the prompts of a step are drawn from (seed, step) alone).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+CHECKPOINTS = "checkpoints"
+_KEEP = 2  # the newest checkpoints kept; older ones are deleted
+
+
+def _tensors(model: Any) -> dict[str, torch.Tensor]:
+    # tied weights (embeddings shared with the head) are one tensor: safetensors stores each storage once
+    seen: dict[int, str] = {}
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen[tensor.data_ptr()] = name
+        out[name] = tensor.detach().contiguous().cpu()
+    return out
+
+
+def save_weights(model: Any, path: Path) -> None:
+    save_file(_tensors(model), str(path))
+
+
+def load_weights(model: Any, path: Path) -> None:
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    tied = {k for k in missing if k.endswith("lm_head.weight")}  # restored through the tied embedding
+    if unexpected or set(missing) - tied:
+        raise ValueError(f"{path}: weights do not fit the model (missing {sorted(set(missing) - tied)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]})")
+
+
+def save(output_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer,
+         scheduler: Any, extra: dict[str, Any] | None = None) -> Path:
+    root = output_dir / CHECKPOINTS
+    final = root / f"step-{step:06d}"
+    tmp = root / f".step-{step:06d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_weights(model, tmp / "model.safetensors")
+    tokenizer.save_pretrained(str(tmp / "tokenizer"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(root.glob("step-*"))[:-_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest(output_dir: Path) -> Path | None:
+    found = sorted((output_dir / CHECKPOINTS).glob("step-*"))
+    return found[-1] if found else None
+
+
+def restore(path: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
+    """Load a checkpoint into the given objects; returns the step it was saved after."""
+    load_weights(model, path / "model.safetensors")
+    state = torch.load(path / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(json.loads((path / "state.json").read_text())["step"])

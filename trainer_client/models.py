@@ -1,0 +1,73 @@
+"""Where the trainer gets its policy: the one seam between the loop and how a model is built.
+
+* `model: tiny`: a Qwen2-style decoder and a word-level tokenizer built in code over the run's corpus
+  (`trainer_client.tiny`), for CPU runs and tests;
+* any other value: a transformers model directory or hub id, loaded with `AutoModelForCausalLM` and
+  `AutoTokenizer` (video models and LoRA plug in here).
+
+`reference_copy` makes the frozen reference policy of the KL term (only when beta > 0).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer_client.config import TrainConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Policy:
+    model: Any  # a transformers causal LM
+    tokenizer: Any
+    device: torch.device
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_policy(config: TrainConfig, corpus: Sequence[str] = (), tokenizer_dir: str | Path | None = None) -> Policy:
+    """The policy to train. A tiny model's vocabulary is read from `corpus` (every prompt and target
+    text of the run), or loaded from `tokenizer_dir` when resuming, so ids never shift under a checkpoint."""
+    device = pick_device(config.device)
+    model: Any
+    if config.model == "tiny":
+        from transformers import PreTrainedTokenizerFast
+
+        from trainer_client.tiny import tiny_qwen2, vocabulary_of, word_tokenizer
+
+        if tokenizer_dir is not None:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
+        else:
+            tokenizer = word_tokenizer(vocabulary_of(corpus))
+        model = tiny_qwen2(tokenizer, hidden=config.tiny_hidden, layers=config.tiny_layers, heads=config.tiny_heads,
+                           kv_heads=max(1, config.tiny_heads // 2), intermediate=4 * config.tiny_hidden,
+                           seed=config.seed)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or config.model), padding_side="left")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=DTYPES[config.dtype])
+    model.to(device=device, dtype=DTYPES[config.dtype])
+    model.train()
+    return Policy(model, tokenizer, device)
+
+
+def reference_copy(model: Any) -> Any:
+    """A frozen copy of `model` for the KL term."""
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference

@@ -1,0 +1,95 @@
+"""What a run shows while it runs and leaves behind: a progress bar (a log line per step when the
+output is not a terminal), `metrics.jsonl` (one line per step), `eval.jsonl` (one line per evaluation),
+and `rewards.png` (the reward curves) at the end."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+log = logging.getLogger("trainer_client.train")
+
+COMPONENTS = ("format", "answer", "graph_node", "graph_edge", "length")
+
+
+class RunLog:
+    def __init__(self, output_dir: Path, steps: int, start: int) -> None:
+        self.metrics_path = output_dir / "metrics.jsonl"
+        self.eval_path = output_dir / "eval.jsonl"
+        if start == 0:  # a fresh run starts fresh files; a resumed one appends
+            self.metrics_path.unlink(missing_ok=True)
+            self.eval_path.unlink(missing_ok=True)
+        self.console = Console(stderr=True)
+        self.progress: Progress | None = None
+        if self.console.is_terminal:
+            self.progress = Progress(TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=self.console)
+            self.task = self.progress.add_task("train", total=steps, completed=start, status="")
+            self.progress.start()
+
+    @staticmethod
+    def _append(path: Path, record: dict[str, Any]) -> None:
+        with path.open("ab") as f:
+            f.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+    def step(self, metrics: dict[str, Any]) -> None:
+        self._append(self.metrics_path, metrics)
+        status = (f"reward {metrics['reward_mean']:.3f}  kl {metrics.get('kl', 0.0):.4f}  "
+                  f"{metrics['time_step']:.1f} s/step")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=metrics["step"], status=status)
+        else:
+            log.info("step %d: %s", metrics["step"], status)
+
+    def evaluation(self, record: dict[str, Any]) -> None:
+        self._append(self.eval_path, record)
+        log.info("eval at step %d: sampled reward %.3f, greedy %s", record["step"], record["sampled"]["reward_mean"],
+                 f"{record['greedy']['reward_mean']:.3f}" if record.get("greedy") else "-")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()] if path.exists() else []
+
+
+def plot(output_dir: Path) -> Path:
+    """rewards.png: the training reward and its components per step, and the held-out evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = _read(output_dir / "metrics.jsonl")
+    evals = _read(output_dir / "eval.jsonl")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = [m["step"] for m in steps]
+    left.plot(x, [m["reward_mean"] for m in steps], label="total", color="black", linewidth=1.5)
+    for name in COMPONENTS:
+        values = [m.get(f"{name}_mean") for m in steps]
+        if any(v is not None and not math.isnan(v) for v in values):
+            left.plot(x, [math.nan if v is None else v for v in values], label=name, linewidth=0.8)
+    left.set(title="training batches (sampled)", xlabel="step", ylabel="mean reward")
+    left.legend(fontsize=8)
+    for mode, style in (("sampled", "-o"), ("greedy", "--s")):
+        points = [(e["step"], e[mode]) for e in evals if e.get(mode)]
+        if points:
+            right.plot([p[0] for p in points], [p[1]["reward_mean"] for p in points], style, label=f"{mode} total")
+            right.plot([p[0] for p in points], [p[1]["answer_accuracy"] for p in points], style, alpha=0.5,
+                       label=f"{mode} answer accuracy")
+    right.set(title="held-out prompts", xlabel="step", ylabel="mean")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path = output_dir / "rewards.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,117 @@
+"""Rollout engines: prompts in, G sampled completions per prompt out, with token ids, the sampled
+tokens' log-probabilities and token counts.
+
+`RolloutEngine` is the protocol the trainer drives. `HFEngine` samples with transformers' `generate`
+from the very model being trained (CPU or one GPU; no weights to sync). The trainer recomputes the
+ratio's old log-probabilities with the training model, as TRL and verl do; the engine's own are kept
+to measure how far sampling and training disagree (the mismatch a separate engine such as vLLM brings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    greedy: bool = False  # evaluation's deterministic decoding: one completion per prompt, whatever n is
+
+
+@dataclass(frozen=True)
+class EnginePrompt:
+    """One prompt as an engine takes it: its text (chat template applied, if any) and, for video
+    models, what the model's processor needs beside it."""
+
+    text: str
+    multimodal: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    prompt_ids: list[int]
+    completion_ids: list[int]  # sampled tokens, the end-of-sequence token included when it was sampled
+    logprobs: list[float]  # the engine's log-probability of each sampled token (at the sampling temperature)
+    text: str  # the completion decoded without special tokens: what the reward service scores
+    truncated: bool  # stopped by max_new_tokens rather than by end of sequence
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.completion_ids)
+
+
+class RolloutEngine(Protocol):
+    """What the trainer needs of a sampler."""
+
+    def generate(self, prompts: Sequence[EnginePrompt], n: int, settings: SamplingSettings) -> list[list[Rollout]]:
+        """`n` completions for each prompt, in prompt order."""
+        ...
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Make the engine sample from `model`'s current weights (after an update)."""
+        ...
+
+
+class HFEngine:
+    """transformers' `generate`, batched over prompts, on the trained model itself."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size  # sequences per `generate` call (prompts x n)
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        self.model = model  # the same object the optimizer updates: nothing to copy
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[EnginePrompt], n: int, settings: SamplingSettings) -> list[list[Rollout]]:
+        per_call = max(1, self.batch_size // n)
+        out: list[list[Rollout]] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(prompts), per_call):
+                out.extend(self._generate(prompts[start:start + per_call], n, settings))
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate(self, prompts: Sequence[EnginePrompt], n: int, settings: SamplingSettings) -> list[list[Rollout]]:
+        tok = self.tokenizer
+        if any(p.multimodal for p in prompts):
+            raise ValueError("HFEngine samples from text prompts; video prompts go through a processor "
+                             "(trainer_client.video) first")
+        enc = tok([p.text for p in prompts], return_tensors="pt", padding=True, padding_side="left")
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        sampling: dict[str, Any] = ({"do_sample": False} if settings.greedy else
+                                    {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p,
+                                     "top_k": 0})
+        result = self.model.generate(
+            **enc, max_new_tokens=settings.max_new_tokens, num_return_sequences=1 if settings.greedy else n,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
+            output_logits=True, **sampling,
+        )
+        width = enc["input_ids"].shape[1]
+        new = result.sequences[:, width:]
+        temperature = 1.0 if settings.greedy else settings.temperature
+        logits = torch.stack(result.logits, dim=1).float() / temperature  # (rows, new tokens, vocab)
+        logprobs = torch.gather(torch.log_softmax(logits, -1), -1, new.unsqueeze(-1)).squeeze(-1)
+        copies = 1 if settings.greedy else n
+        groups: list[list[Rollout]] = []
+        for p in range(len(prompts)):
+            prompt_ids = [int(t) for t, m in zip(enc["input_ids"][p], enc["attention_mask"][p], strict=True) if m]
+            group = []
+            for row in range(p * copies, (p + 1) * copies):
+                ids = new[row].tolist()
+                end = ids.index(tok.eos_token_id) + 1 if tok.eos_token_id in ids else len(ids)
+                group.append(Rollout(prompt_ids, ids[:end], logprobs[row, :end].tolist(),
+                                     tok.decode(ids[:end], skip_special_tokens=True),
+                                     truncated=tok.eos_token_id not in ids[:end]))
+            groups.append(group)
+        return groups

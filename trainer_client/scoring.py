@@ -1,0 +1,128 @@
+"""Scoring for the trainer: the async client on a background event loop, so rewards are fetched while
+the training thread computes log-probabilities; patience when the service is away; and, for local
+runs, a reward service started beside the trainer.
+
+A trainer never trains on missing rewards: when the service cannot be reached (after the client's
+own retries), `Scorer.result` says so in the log and waits with exponential backoff, resending the
+same items, for as long as it takes (Ctrl-C stops it). Invalid requests and a wrong key are not
+waited on: they are bugs, and raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from trainer_client.client import AsyncRewardClient, ScoredItems, ServiceUnavailable
+
+log = logging.getLogger("trainer_client.scoring")
+
+
+class Scorer:
+    """`submit` items, keep working, then `result`: the scoring runs on a private event loop thread."""
+
+    def __init__(self, base_url: str | None, api_key: str | None, config: Mapping[str, Any] | None = None,
+                 **client_options: Any) -> None:
+        self.config = dict(config) if config else None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="reward-scorer", daemon=True)
+        self._thread.start()
+        self._client = self._call(self._make_client(base_url, api_key, client_options))
+        self.base_url = self._client.base_url
+
+    async def _make_client(self, base_url: str | None, api_key: str | None,
+                           options: Mapping[str, Any]) -> AsyncRewardClient:
+        return AsyncRewardClient(base_url, api_key, **options)
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def submit(self, items: Sequence[Mapping[str, Any]]) -> Future[ScoredItems]:
+        return asyncio.run_coroutine_threadsafe(self._client.score(items, config=self.config), self._loop)
+
+    def result(self, items: Sequence[Mapping[str, Any]], pending: Future[ScoredItems], *,
+               first_wait_s: float = 2.0, max_wait_s: float = 60.0) -> ScoredItems:
+        """The results of `pending` (a `submit` of `items`); while the service is unreachable, wait and
+        send the items again, with backoff, however long it takes."""
+        wait, attempt = first_wait_s, 0
+        while True:
+            try:
+                return pending.result()
+            except ServiceUnavailable as exc:
+                attempt += 1
+                log.error("the reward service at %s cannot score this batch (%s); no update without rewards: "
+                          "waiting %.0f s before sending it again (attempt %d)", self.base_url, exc, wait, attempt)
+                time.sleep(wait)
+                wait = min(max_wait_s, wait * 2)
+                pending = self.submit(items)
+
+    def score(self, items: Sequence[Mapping[str, Any]]) -> ScoredItems:
+        return self.result(items, self.submit(items))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self._client.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def local_service(workers: int | None = None, ready_timeout_s: float = 120.0) -> Iterator[str]:
+    """`reward-service serve` on a free 127.0.0.1 port for the length of a run; yields its URL."""
+    command = Path(sys.executable).with_name("reward-service")
+    binary = str(command) if command.exists() else shutil.which("reward-service")
+    if binary is None:
+        raise RuntimeError("spawn_service needs the reward service: pip install 'video-str-reward[service]'")
+    port = _free_port()
+    args = [binary, "serve", "--port", str(port), "--log-level", "warning"]
+    if workers:
+        args += ["--workers", str(workers)]
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(args, stdout=output, stderr=output, env={**os.environ})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                if process.poll() is not None:
+                    output.seek(0)
+                    tail = output.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"the local reward service exited ({process.returncode}):\n{tail}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the local reward service did not become ready")
+                time.sleep(0.1)
+            log.info("reward service started at %s (pid %d)", url, process.pid)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

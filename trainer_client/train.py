@@ -1,0 +1,372 @@
+"""GRPO against the reward service: `grpo-train --config run.yaml [--field value ...]`.
+
+One step, as the loop below reads:
+ 1. draw `prompts_per_step` prompts (from the seed and the step alone, so a resumed run draws the same);
+ 2. the engine samples `group_size` completions of each (G rollouts of one prompt form a group);
+ 3. the rollouts are sent to the reward service, and while it scores them the training model computes
+    the old log-probabilities of the sampled tokens (and the reference model its own, when beta > 0);
+ 4. group advantages (trainer_client.grpo; items the service could not score are left out);
+ 5. `updates_per_batch` passes of AdamW over minibatches of the rollouts, on the clipped surrogate plus
+    beta times the KL to the reference, with gradient clipping and the learning-rate schedule;
+ 6. metrics to metrics.jsonl and the progress bar; held-out evaluation every `eval_every` steps;
+    a checkpoint every `checkpoint_every` steps, on Ctrl-C, and at the end; rewards.png at the end.
+
+Run the CPU proof: `grpo-train --config examples/cpu-synthetic.yaml` (README, "Train with GRPO").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer_client import checkpoint
+from trainer_client.config import ConfigError, TrainConfig, load_config
+from trainer_client.data import DatasetError, Record, load_records
+from trainer_client.data.prompts import render_prompt
+from trainer_client.data.synthetic import split, target_completion
+from trainer_client.grpo import aggregate, entropy, group_advantages, token_logprobs, token_losses
+from trainer_client.models import Policy, load_policy, reference_copy
+from trainer_client.report import COMPONENTS, RunLog, plot
+from trainer_client.rollout import EnginePrompt, HFEngine, Rollout, RolloutEngine, SamplingSettings
+from trainer_client.scoring import Scorer, local_service
+from trainer_client.warmup import supervised_warmup
+
+log = logging.getLogger("trainer_client.train")
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+@dataclass
+class Batch:
+    """Rollouts as padded tensors: `tokens` (B, L) prompt then completion, right-padded; `completion`
+    (B, L-1) marks the positions whose next token is a sampled one."""
+
+    tokens: torch.Tensor
+    attention: torch.Tensor
+    completion: torch.Tensor
+
+    @classmethod
+    def of(cls, rollouts: Sequence[Rollout], pad_id: int, device: torch.device) -> Batch:
+        width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
+        tokens = torch.full((len(rollouts), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rollouts), width), dtype=torch.long)
+        completion = torch.zeros((len(rollouts), width - 1), dtype=torch.bool)
+        for row, r in enumerate(rollouts):
+            p, c = len(r.prompt_ids), len(r.completion_ids)
+            tokens[row, :p + c] = torch.tensor(r.prompt_ids + r.completion_ids)
+            attention[row, :p + c] = 1
+            completion[row, p - 1:p + c - 1] = True
+        return cls(tokens.to(device), attention.to(device), completion.to(device))
+
+    def rows(self, index: torch.Tensor) -> Batch:
+        return Batch(self.tokens[index], self.attention[index], self.completion[index])
+
+
+def forward_logprobs(model: Any, batch: Batch, temperature: float, *, with_entropy: bool = False,
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities (B, L-1) of each next token under `model` (and the entropies, if asked)."""
+    logits = model(input_ids=batch.tokens, attention_mask=batch.attention).logits[:, :-1]
+    logp = token_logprobs(logits, batch.tokens[:, 1:], temperature)
+    ent = entropy(logits.detach(), temperature) if with_entropy else None
+    return logp, ent
+
+
+@torch.no_grad()
+def batched_logprobs(model: Any, batch: Batch, temperature: float, size: int) -> torch.Tensor:
+    parts = [forward_logprobs(model, batch.rows(torch.arange(i, min(i + size, len(batch.tokens)))), temperature)[0]
+             for i in range(0, len(batch.tokens), size)]
+    return torch.cat(parts)
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, scorer: Scorer) -> None:
+        self.config = config
+        self.scorer = scorer
+        self.output_dir = Path(config.output_dir)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.train_records, self.eval_records = self._records()
+        self.train_prompts = [render_prompt(r, instructions=config.prompt_instructions) for r in self.train_records]
+        self.eval_prompts = [render_prompt(r, instructions=config.prompt_instructions) for r in self.eval_records]
+        resume_from = checkpoint.latest(self.output_dir) if config.resume else None
+        if config.resume and resume_from is None:
+            log.warning("resume: no checkpoint in %s; starting from scratch", self.output_dir)
+        corpus = self.train_prompts + self.eval_prompts + self._targets()
+        self.policy: Policy = load_policy(config, corpus, resume_from / "tokenizer" if resume_from else None)
+        model = self.policy.model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.start = 0
+        reference_path = self.output_dir / "reference.safetensors"
+        if resume_from is not None:
+            self.start = checkpoint.restore(resume_from, model, self.optimizer, self.scheduler)
+            log.info("resumed from %s (step %d)", resume_from, self.start)
+        elif config.warmup_steps:
+            supervised_warmup(model, self.policy.tokenizer, self.train_records, self.train_prompts,
+                              steps=config.warmup_steps, batch=config.warmup_batch, lr=config.warmup_lr,
+                              position_noise=config.warmup_position_noise, answer_noise=config.warmup_answer_noise,
+                              seed=config.seed)
+        self.reference = None
+        if config.beta > 0:
+            self.reference = reference_copy(model)
+            if resume_from is not None and reference_path.exists():
+                checkpoint.load_weights(self.reference, reference_path)
+            else:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                checkpoint.save_weights(self.reference, reference_path)
+        self.engine: RolloutEngine = HFEngine(model, self.policy.tokenizer,
+                                              batch_size=config.prompts_per_step * config.group_size)
+        self.sampling = SamplingSettings(config.temperature, config.top_p, config.max_new_tokens)
+
+    # -------------------------------------------------------------------------------- set-up
+
+    def _records(self) -> tuple[list[Record], list[Record]]:
+        c = self.config
+        synthetic = {"task_types": c.synthetic_task_types, "objects": c.synthetic_objects,
+                     "frames": c.synthetic_frames}
+        if c.train_data == "synthetic":
+            train, held_out = split(c.synthetic_train, c.synthetic_eval, c.seed, **synthetic)
+        else:
+            train = load_records(c.train_data, skip_bad=c.skip_bad_lines).records
+            held_out = (load_records(c.eval_data, skip_bad=c.skip_bad_lines).records if c.eval_data
+                        else split(1, c.synthetic_eval, c.seed, **synthetic)[1])
+        if c.eval_data and c.train_data == "synthetic":
+            held_out = load_records(c.eval_data, skip_bad=c.skip_bad_lines).records
+        return train, held_out
+
+    def _targets(self) -> list[str]:
+        """Warm-up targets' words belong in a tiny model's vocabulary (graph text, tags, answers)."""
+        if self.config.train_data != "synthetic":
+            return []
+        return [target_completion(r) + " " for r in self.train_records + self.eval_records]
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.config
+        if step < c.lr_warmup_steps:
+            return (step + 1) / c.lr_warmup_steps
+        done = (step - c.lr_warmup_steps) / max(1, c.steps - c.lr_warmup_steps)
+        if c.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+        if c.lr_schedule == "linear":
+            return max(0.0, 1 - done)
+        return 1.0
+
+    # -------------------------------------------------------------------------------- one step
+
+    def _items(self, records: Sequence[Record], groups: Sequence[Sequence[Rollout]]) -> list[dict[str, Any]]:
+        return [{"id": f"{p}-{g}", "group_id": str(p), "completion": r.text, "reference": record.reference,
+                 "num_tokens": r.num_tokens}
+                for p, (record, group) in enumerate(zip(records, groups, strict=True)) for g, r in enumerate(group)]
+
+    def step(self, step: int) -> dict[str, Any]:
+        c, model = self.config, self.policy.model
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([c.seed, step])
+        picks = rng.choice(len(self.train_records), size=c.prompts_per_step,
+                           replace=len(self.train_records) < c.prompts_per_step)
+        records = [self.train_records[i] for i in picks]
+        groups = self.engine.generate([EnginePrompt(self.train_prompts[i]) for i in picks], c.group_size,
+                                      self.sampling)
+        t_generated = time.perf_counter()
+        items = self._items(records, groups)
+        pending = self.scorer.submit(items)  # scored while the log-probabilities below are computed
+
+        rollouts = [r for g in groups for r in g]
+        batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device)
+        size = c.minibatch_size
+        old_logp = batched_logprobs(model, batch, c.temperature, size)
+        ref_logp = batched_logprobs(self.reference, batch, c.temperature, size) if self.reference is not None else None
+        t_logprobs = time.perf_counter()
+        results = self.scorer.result(items, pending)
+        t_scored = time.perf_counter()
+
+        rewards = torch.tensor([math.nan if r.reward is None else r.reward for r in results], dtype=torch.float64)
+        group_ids = torch.arange(len(groups)).repeat_interleave(c.group_size)
+        adv = group_advantages(rewards, group_ids, c.advantages)
+        stats = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
+                             adv.scored.to(self.policy.device))
+        self.engine.sync_weights(model)
+        t_updated = time.perf_counter()
+
+        engine_logp = torch.zeros_like(old_logp)
+        for row, r in enumerate(rollouts):
+            engine_logp[row, batch.completion[row].nonzero().squeeze(-1)] = torch.tensor(r.logprobs)
+        mask = batch.completion
+        generated = sum(r.num_tokens for r in rollouts)
+        scored = [r for r in results if not r.mask]
+        values = [float(r.reward) for r in scored if r.reward is not None]
+        metrics: dict[str, Any] = {
+            "step": step + 1,
+            "reward_mean": float(np.mean(values)) if values else math.nan,
+            "reward_std": float(np.std(values)) if values else math.nan,
+            **{f"{name}_mean": _mean(r.components[name] for r in scored) for name in COMPONENTS},
+            "flat_group_fraction": adv.flat_groups / len(groups),
+            "masked": len(results) - len(scored),
+            **stats,
+            "completion_tokens_mean": generated / len(rollouts),
+            "truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
+            "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[mask].mean()),
+            "tokens_per_s": generated / (t_generated - t0),
+            "time_generate": t_generated - t0,
+            "time_score": t_scored - t_generated,
+            "time_score_exposed": t_scored - t_logprobs,  # what the overlap did not hide
+            "time_logprobs": t_logprobs - t_generated,
+            "time_update": t_updated - t_scored,
+            "time_step": t_updated - t0,
+            "lr": self.scheduler.get_last_lr()[0],
+        }
+        return metrics
+
+    def _update(self, batch: Batch, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, advantages: torch.Tensor,
+                scored: torch.Tensor) -> dict[str, float]:
+        """`updates_per_batch` passes over shuffled minibatches; unscored rollouts take no part."""
+        c, model = self.config, self.policy.model
+        rows = scored.nonzero().squeeze(-1)
+        totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+        passes = 0
+        for _ in range(c.updates_per_batch):
+            order = rows[torch.randperm(len(rows), device=rows.device)]
+            for start in range(0, len(order), c.minibatch_size):
+                index = order[start:start + c.minibatch_size]
+                part = batch.rows(index)
+                mask = part.completion
+                logp, ent = forward_logprobs(model, part, c.temperature, with_entropy=True)
+                losses = token_losses(logp, old_logp[index], advantages[index], clip_low=c.clip_low,
+                                      clip_high=c.clip_high, beta=c.beta,
+                                      ref_logp=ref_logp[index] if ref_logp is not None else None)
+                loss = aggregate(losses.loss, mask, c.loss_aggregation, batch_tokens=float(mask.sum()),
+                                 batch_sequences=len(index), max_tokens=c.max_new_tokens)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                n = float(mask.sum())
+                totals["loss"] += float(loss)
+                totals["kl"] += float((losses.kl * mask).sum()) / n if losses.kl is not None else 0.0
+                totals["clip_fraction"] += float((losses.clipped & mask).sum()) / n
+                totals["entropy"] += float((ent * mask).sum()) / n if ent is not None else 0.0
+                totals["grad_norm"] += float(norm)
+                passes += 1
+        self.scheduler.step()
+        return {k: v / max(passes, 1) for k, v in totals.items()}
+
+    # -------------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        """Held-out prompts, sampled as training samples (`eval_samples` each) and, if asked, greedy."""
+        c = self.config
+        prompts = [EnginePrompt(p) for p in self.eval_prompts]
+        record: dict[str, Any] = {"step": step}
+        modes = [("sampled", SamplingSettings(c.temperature, c.top_p, c.max_new_tokens), c.eval_samples)]
+        if c.eval_greedy:
+            modes.append(("greedy", SamplingSettings(max_new_tokens=c.max_new_tokens, greedy=True), 1))
+        for name, settings, n in modes:
+            groups = self.engine.generate(prompts, n, settings)
+            results = self.scorer.score(self._items(self.eval_records, groups))
+            scored = [r for r in results if not r.mask]
+            record[name] = {
+                "reward_mean": _mean(r.reward for r in scored),
+                **{f"{k}_mean": _mean(r.components[k] for r in scored) for k in COMPONENTS},
+                "answer_accuracy": _mean(float((r.components["answer"] or 0.0) >= 0.5) for r in scored),
+                "masked": len(results) - len(scored), "prompts": len(prompts), "samples_per_prompt": n,
+            }
+        return record
+
+    # -------------------------------------------------------------------------------- the loop
+
+    def save(self, step: int) -> Path:
+        return checkpoint.save(self.output_dir, step, self.policy.model, self.policy.tokenizer, self.optimizer,
+                               self.scheduler)
+
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        c.write(self.output_dir)
+        report = RunLog(self.output_dir, c.steps, self.start)
+        evaluations: list[dict[str, Any]] = []
+        step = self.start
+        try:
+            if self.start == 0:
+                evaluations.append(self.evaluate(0))
+                report.evaluation(evaluations[-1])
+            while step < c.steps:
+                metrics = self.step(step)
+                step += 1
+                report.step(metrics)
+                if c.eval_every and step % c.eval_every == 0 and step < c.steps:
+                    evaluations.append(self.evaluate(step))
+                    report.evaluation(evaluations[-1])
+                if step % c.checkpoint_every == 0:
+                    self.save(step)
+        except KeyboardInterrupt:
+            report.close()
+            path = self.save(step)
+            log.warning("interrupted after step %d: checkpoint saved to %s; continue with --resume true", step, path)
+            raise
+        if step % c.checkpoint_every:  # saved before the evaluation draws random numbers: a resumed run
+            self.save(step)  # continues from exactly where the training steps left off
+        evaluations.append(self.evaluate(step))
+        report.evaluation(evaluations[-1])
+        report.close()
+        figure = plot(self.output_dir)
+        return {"steps": step, "first_eval": evaluations[0], "last_eval": evaluations[-1], "plot": str(figure)}
+
+
+def _mean(values: Any) -> float:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train with `config`; starts a local reward service first when `spawn_service` is set."""
+    def with_service(url: str | None) -> dict[str, Any]:
+        scorer = Scorer(url, config.service_api_key, config.reward_config)
+        try:
+            return Trainer(config, scorer).run()
+        finally:
+            scorer.close()
+
+    if config.spawn_service:
+        with local_service() as url:
+            return with_service(url)
+    return with_service(config.service_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the step lines
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint, as Ctrl-C does
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        print(f"grpo-train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = run(config)
+    except KeyboardInterrupt:
+        return 130
+    except (DatasetError, RuntimeError) as exc:
+        print(f"grpo-train: {exc}", file=sys.stderr)
+        return 1
+    first, last = summary["first_eval"]["sampled"], summary["last_eval"]["sampled"]
+    print(f"held-out sampled reward: {first['reward_mean']:.3f} at step 0 -> {last['reward_mean']:.3f} at step "
+          f"{summary['steps']}; plot: {summary['plot']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
