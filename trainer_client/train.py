@@ -254,12 +254,13 @@ class Trainer:
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.max_grad_norm)
                 self.optimizer.step()
-                n = float(mask.sum())
-                totals["loss"] += float(loss)
-                totals["kl"] += float((losses.kl * mask).sum()) / n if losses.kl is not None else 0.0
-                totals["clip_fraction"] += float((losses.clipped & mask).sum()) / n
-                totals["entropy"] += float((ent * mask).sum()) / n if ent is not None else 0.0
-                totals["grad_norm"] += float(norm)
+                with torch.no_grad():
+                    n = float(mask.sum())
+                    totals["loss"] += float(loss)
+                    totals["kl"] += float((losses.kl * mask).sum()) / n if losses.kl is not None else 0.0
+                    totals["clip_fraction"] += float((losses.clipped & mask).sum()) / n
+                    totals["entropy"] += float((ent * mask).sum()) / n if ent is not None else 0.0
+                    totals["grad_norm"] += float(norm)
                 passes += 1
         self.scheduler.step()
         return {k: v / max(passes, 1) for k, v in totals.items()}

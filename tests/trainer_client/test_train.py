@@ -1,0 +1,121 @@
+"""grpo-train end to end on CPU against a live service: the metrics and files a run leaves, resume
+equal to a straight run, Ctrl-C saving a checkpoint, waiting out a service that is away."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from safetensors.torch import load_file  # noqa: E402
+
+from trainer_client.config import TrainConfig  # noqa: E402
+from trainer_client.scoring import Scorer  # noqa: E402
+from trainer_client.train import run  # noqa: E402
+
+pytestmark = [pytest.mark.trainer, pytest.mark.slow]
+
+STEP_FIELDS = {"reward_mean", "reward_std", "format_mean", "answer_mean", "graph_node_mean", "graph_edge_mean",
+               "length_mean", "flat_group_fraction", "masked", "kl", "clip_fraction", "entropy",
+               "completion_tokens_mean", "tokens_per_s", "time_generate", "time_score", "time_score_exposed",
+               "time_update", "engine_logprob_mismatch", "lr", "grad_norm"}
+
+
+def small(tmp_path, service, **overrides) -> TrainConfig:
+    values = dict(output_dir=str(tmp_path), service_url=service.base_url, steps=4, checkpoint_every=2,
+                  synthetic_train=40, synthetic_eval=4, model="tiny", tiny_hidden=32, tiny_layers=1, tiny_heads=2,
+                  prompts_per_step=2, group_size=4, minibatch_size=4, max_new_tokens=40, warmup_steps=60,
+                  warmup_batch=16, warmup_lr=5e-3, eval_every=0, eval_samples=2, eval_greedy=True, beta=0.04, lr=1e-3,
+                  prompt_instructions=False, updates_per_batch=2)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_run_leaves_metrics_evaluations_checkpoints_and_a_plot(tmp_path, service):
+    summary = run(small(tmp_path, service))
+    steps = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    assert STEP_FIELDS <= set(steps[0])
+    assert all(m["masked"] == 0 and m["time_score_exposed"] <= m["time_score"] for m in steps)
+    assert all(m["kl"] >= 0 and 0 <= m["clip_fraction"] <= 1 for m in steps)
+    assert any(m["reward_std"] > 0 for m in steps)  # the warm-up took: rewards vary, so there is a gradient
+    evals = read_jsonl(tmp_path / "eval.jsonl")
+    assert [e["step"] for e in evals] == [0, 4]
+    assert {"reward_mean", "answer_accuracy", "format_mean"} <= set(evals[0]["sampled"])
+    assert evals[0]["sampled"]["samples_per_prompt"] == 2 and evals[0]["greedy"]["samples_per_prompt"] == 1
+    assert (tmp_path / "rewards.png").stat().st_size > 10_000
+    assert (tmp_path / "config.yaml").exists() and (tmp_path / "reference.safetensors").exists()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    assert summary["steps"] == 4
+
+
+def test_two_steps_then_resume_for_two_equals_four_straight(tmp_path, service):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run(small(straight, service))
+    run(small(split, service, steps=2))
+    run(small(split, service, resume=True))
+    a = load_file(str(straight / "checkpoints" / "step-000004" / "model.safetensors"))
+    b = load_file(str(split / "checkpoints" / "step-000004" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    first, second = read_jsonl(straight / "metrics.jsonl"), read_jsonl(split / "metrics.jsonl")
+    assert [m["step"] for m in second] == [1, 2, 3, 4]
+    assert [m["reward_mean"] for m in first] == pytest.approx([m["reward_mean"] for m in second], nan_ok=True)
+    # and the resumed run moved on from the checkpoint: its weights differ from step 2's
+    c = load_file(str(split / "checkpoints" / "step-000002" / "model.safetensors"))
+    assert any(not torch.equal(c[name], b[name]) for name in b)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, service):
+    config = small(tmp_path, service, steps=500, checkpoint_every=1000)
+    config_path = config.write(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "trainer_client.train", "--config", str(config_path)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "checkpoint saved" in output
+    saved = sorted((tmp_path / "checkpoints").glob("step-*"))
+    assert saved, output
+    step = json.loads((saved[-1] / "state.json").read_text())["step"]
+    assert step >= 2 and step == len(read_jsonl(metrics))
+    run(small(tmp_path, service, steps=step + 1, resume=True))
+    assert [m["step"] for m in read_jsonl(metrics)] == list(range(1, step + 2))
+
+
+def test_the_trainer_waits_for_a_service_that_is_away(service_process, caplog):
+    caplog.set_level(logging.ERROR, logger="trainer_client.scoring")
+    svc = service_process().start()
+    svc.kill()
+    scorer = Scorer(svc.base_url, None, retry_attempts=2, retry_max_s=1.0)
+    items = [{"id": "a", "completion": "<think> x </think> <answer> B </answer>",
+              "reference": {"task_type": "multiple_choice", "answer": "B"}}]
+    restart = threading.Timer(3.0, svc.start, kwargs={"wait": False})
+    restart.start()
+    try:
+        results = scorer.result(items, scorer.submit(items), first_wait_s=0.5, max_wait_s=2.0)
+    finally:
+        restart.join()
+        scorer.close()
+    assert results[0].reward == 2.0
+    assert "no update without rewards" in caplog.text
