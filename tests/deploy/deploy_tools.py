@@ -11,8 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -51,3 +53,28 @@ def run(*args: str, timeout: float = 300, check: bool = True, **kwargs: object) 
 
 def load_yaml_docs(text: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180.0) -> None:
+    """Poll `url` until it answers 200; fail early, with the log's tail, if `proc` exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, f"exited {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} not 200 in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-4000:]}"
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

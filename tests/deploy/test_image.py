@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from deploy_tools import REPO, run, tool
+from deploy_tools import REPO, run, stop, tool, wait_http_ok
 from service_fixtures import GOOD, MC_REF, free_port
 
 BASE_IMAGE = "localhost/reward-service-test-base:bookworm"
@@ -65,6 +64,7 @@ def base_image() -> Iterator[str]:
         pytest.skip("debootstrap and buildah's chroot isolation need root")
     fresh = bool(os.environ.get("CI"))
     if fresh or not _image_exists(podman, BASE_IMAGE):
+        run(podman, "rmi", "--force", BASE_IMAGE, check=False)  # else the old one lingers, untagged
         with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
             root = Path(tmp) / "root"
             run(debootstrap, "--variant=minbase", "--include=python3,python3-venv,ca-certificates", SUITE, str(root),
@@ -137,31 +137,31 @@ def in_image(container: str, *command: str) -> subprocess.CompletedProcess[str]:
 def test_image_serves_and_scores(service_image: str, container: str, tmp_path: Path) -> None:
     port = free_port()
     command = inspect(service_image)["Docker"]["config"]["Cmd"]
-    with (tmp_path / "serve.log").open("w+b") as log:
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [tool("buildah"), "run", "--isolation", "chroot", "--network", "host",
              "--env", f"REWARD_SERVICE_PORT={port}", "--env", "REWARD_SERVICE_WORKERS=2", container, "--", *command],
             stdout=log, stderr=log,
         )
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}", proc, log)
-            body = {"items": [{"id": "r1", "group_id": "g", "completion": GOOD, "reference": MC_REF}]}
-            response = httpx.post(f"http://127.0.0.1:{port}/v1/rewards", json=body, timeout=30)
-            assert response.status_code == 200, response.text
-            (result,) = response.json()["results"]
-            assert (result["status"], result["reward"]) == ("ok", 2.0)
-            assert "reward_service_items_total" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            # numba's kernels were compiled at warm-up and cached where the service user may write.
-            cached = in_image(container, "sh", "-c", "ls /var/cache/numba | grep -c .").stdout.strip()
-            assert cached not in ("", "0"), "numba cache is empty"
-            # SIGTERM to the service itself (buildah run would SIGKILL it on its own SIGTERM, where a
-            # container runtime signals PID 1): it drains, exits 0, and buildah run with it.
-            os.kill(_service_pid(proc.pid), signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0, _tail(log)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{base}/readyz", proc, log_path)
+        body = {"items": [{"id": "r1", "group_id": "g", "completion": GOOD, "reference": MC_REF}]}
+        response = httpx.post(f"{base}/v1/rewards", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        (result,) = response.json()["results"]
+        assert (result["status"], result["reward"]) == ("ok", 2.0)
+        assert "reward_service_items_total" in httpx.get(f"{base}/metrics", timeout=5).text
+        # numba's kernels were compiled at warm-up and cached where the service user may write.
+        cached = in_image(container, "sh", "-c", "ls /var/cache/numba | grep -c .").stdout.strip()
+        assert cached not in ("", "0"), "numba cache is empty"
+        # SIGTERM to the service itself (buildah run would SIGKILL it on its own SIGTERM, where a
+        # container runtime signals PID 1): it drains, exits 0, and buildah run with it.
+        os.kill(_service_pid(proc.pid), signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log_path.read_text(errors="replace")[-4000:]
+    finally:
+        stop(proc, timeout_s=5)
 
 
 def _service_pid(root: int) -> int:
@@ -188,19 +188,6 @@ def _service_pid(root: int) -> int:
     raise AssertionError("no reward-service serve process under buildah run")
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Any) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        assert proc.poll() is None, _tail(log)
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the image's service did not become ready:\n" + _tail(log)
-        time.sleep(0.5)
-
-
 @pytest.mark.image
 @pytest.mark.slow
 def test_image_holds_the_service_install_only(container: str) -> None:
@@ -214,8 +201,3 @@ def test_image_holds_the_service_install_only(container: str) -> None:
     assert writable.stdout.strip() == "read-only", "the service user must not be able to change its code"
     assert shutil.which("buildah")
 
-
-def _tail(log: Any) -> str:
-    log.seek(0)
-    text: str = log.read().decode(errors="replace")
-    return text[-4000:]

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from deploy_tools import REPO, tool
+from deploy_tools import REPO, stop, tool, wait_http_ok
 from service_fixtures import GOOD, GRAPH_GOOD, GRAPH_REF, MC_REF, WRONG, free_port, golden_cases, real_server
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -77,33 +77,19 @@ def prometheus_server(workdir: Path, service_port: int) -> Iterator[Prometheus]:
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config_for(service_port)))
     (workdir / "rules").symlink_to(PROM_DIR / "rules")  # the config's relative rule_files path
     port = free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=log,
-    )
+    log_path = workdir / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=log, stderr=log,
+        )
     prom = Prometheus(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (workdir / "prometheus.log").read_text()[-4000:]
-            try:
-                if prom.http.get("/-/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "prometheus did not become ready"
-            time.sleep(0.2)
+        wait_http_ok(f"http://127.0.0.1:{port}/-/ready", proc, log_path, timeout_s=60)
         yield prom
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc)
         prom.http.close()
 
 
