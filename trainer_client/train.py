@@ -184,6 +184,8 @@ class Trainer:
         t_generated = time.perf_counter()
         items = self._items(records, groups)
         pending = self.scorer.submit(items)  # scored while the log-probabilities below are computed
+        scored_at: list[float] = []
+        pending.add_done_callback(lambda _: scored_at.append(time.perf_counter()))
 
         rollouts = [r for g in groups for r in g]
         batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device)
@@ -222,7 +224,7 @@ class Trainer:
             "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[mask].mean()),
             "tokens_per_s": generated / (t_generated - t0),
             "time_generate": t_generated - t0,
-            "time_score": t_scored - t_generated,
+            "time_score": (scored_at[0] if scored_at else t_scored) - t_generated,  # the service's answer came
             "time_score_exposed": t_scored - t_logprobs,  # what the overlap did not hide
             "time_logprobs": t_logprobs - t_generated,
             "time_update": t_updated - t_scored,
