@@ -43,7 +43,8 @@ class TrainConfig(BaseModel):
     eval_data: str | None = Field(default=None, description="held-out JSONL (default: synthetic from another seed)")
     skip_bad_lines: bool = False
     synthetic_train: int = Field(default=2000, ge=1)
-    synthetic_eval: int = Field(default=64, ge=1)
+    eval_size: int = Field(default=64, ge=1, description="held-out prompts when eval_data is not given: from "
+                           "the generator with another seed, or split off train_data (seeded)")
     synthetic_task_types: list[str] = Field(default_factory=lambda: ["multiple_choice"])
     synthetic_objects: tuple[int, int] = (3, 4)
     synthetic_frames: tuple[int, int] = (1, 1)
@@ -55,8 +56,15 @@ class TrainConfig(BaseModel):
     tiny_heads: int = 4
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field(default="auto", description="'auto': cuda when there is one, else cpu")
+    lora_r: int = Field(default=0, ge=0, description="LoRA rank (peft); 0 trains every weight")
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    gradient_checkpointing: bool = Field(default=False, description="recompute activations in backward (memory)")
     # sampling
     engine: Literal["hf"] = "hf"
+    # several processes (accelerate launch): each samples its own prompts_per_step and scores its own groups
     prompts_per_step: int = Field(default=8, ge=1)
     group_size: int = Field(default=8, ge=2, description="G: completions per prompt")
     temperature: float = Field(default=1.0, gt=0)

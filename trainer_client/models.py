@@ -3,9 +3,13 @@
 * `model: tiny`: a Qwen2-style decoder and a word-level tokenizer built in code over the run's corpus
   (`trainer_client.tiny`), for CPU runs and tests;
 * any other value: a transformers model directory or hub id, loaded with `AutoModelForCausalLM` and
-  `AutoTokenizer` (video models and LoRA plug in here).
+  `AutoTokenizer` (video models plug in here).
 
-`reference_copy` makes the frozen reference policy of the KL term (only when beta > 0).
+Then, as the config asks: LoRA adapters (peft) on the named modules, so one GPU trains a 7B model (the
+optimizer holds the adapters' state only, and the KL's reference policy is the same model with its
+adapters switched off: no second copy); gradient checkpointing; bf16 weights.
+
+`reference_copy` makes the frozen reference policy of the KL term when there are no adapters.
 """
 
 from __future__ import annotations
@@ -61,12 +65,25 @@ def load_policy(config: TrainConfig, corpus: Sequence[str] = (), tokenizer_dir: 
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(config.model, dtype=DTYPES[config.dtype])
     model.to(device=device, dtype=DTYPES[config.dtype])
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # the cache is for generation; the engine turns it back on there
+    if config.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
     model.train()
     return Policy(model, tokenizer, device)
 
 
+def is_lora(model: Any) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
 def reference_copy(model: Any) -> Any:
-    """A frozen copy of `model` for the KL term."""
+    """A frozen copy of `model` for the KL term (with LoRA, none is needed: see `is_lora`)."""
     reference = copy.deepcopy(model)
     reference.eval()
     reference.requires_grad_(False)

@@ -11,6 +11,13 @@ One step, as the loop below reads:
  6. metrics to metrics.jsonl and the progress bar; held-out evaluation every `eval_every` steps;
     a checkpoint every `checkpoint_every` steps, on Ctrl-C, and at the end; rewards.png at the end.
 
+Several processes: `accelerate launch --num_processes N -m trainer_client.train --config run.yaml`. Each
+rank runs its own engine, draws its own prompts, scores its own groups (a group never spans ranks, so
+its advantages are computed where it lives) and computes its loss; Accelerate averages the gradients,
+so every rank takes the same optimizer step. After each step the ranks compare a checksum of their
+weights, and a run whose ranks disagree stops. Rank 0 evaluates, logs and writes checkpoints (each rank
+keeps its own random state in them).
+
 Run the CPU proof: `grpo-train --config examples/cpu-synthetic.yaml` (README, "Train with GRPO").
 """
 
@@ -35,7 +42,7 @@ from trainer_client.data import DatasetError, Record, load_records
 from trainer_client.data.prompts import render_prompt
 from trainer_client.data.synthetic import split, target_completion
 from trainer_client.grpo import aggregate, entropy, group_advantages, token_logprobs, token_losses
-from trainer_client.models import Policy, load_policy, reference_copy
+from trainer_client.models import Policy, is_lora, load_policy, pick_device, reference_copy
 from trainer_client.report import COMPONENTS, RunLog, plot
 from trainer_client.rollout import EnginePrompt, HFEngine, Rollout, RolloutEngine, SamplingSettings
 from trainer_client.scoring import Scorer, local_service
@@ -94,9 +101,13 @@ def batched_logprobs(model: Any, batch: Batch, temperature: float, size: int) ->
 
 class Trainer:
     def __init__(self, config: TrainConfig, scorer: Scorer) -> None:
+        from accelerate import Accelerator
+
         self.config = config
         self.scorer = scorer
         self.output_dir = Path(config.output_dir)
+        self.accelerator = Accelerator(cpu=pick_device(config.device).type == "cpu")
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.train_records, self.eval_records = self._records()
@@ -106,45 +117,75 @@ class Trainer:
         if config.resume and resume_from is None:
             log.warning("resume: no checkpoint in %s; starting from scratch", self.output_dir)
         corpus = self.train_prompts + self.eval_prompts + self._targets()
-        self.policy: Policy = load_policy(config, corpus, resume_from / "tokenizer" if resume_from else None)
+        self.policy: Policy = load_policy(config.model_copy(update={"device": str(self.accelerator.device)}), corpus,
+                                          resume_from / "tokenizer" if resume_from else None)
         model = self.policy.model
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        # stepped by us once a training step (Accelerate's wrapper would step it once per process)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
         self.start = 0
-        reference_path = self.output_dir / "reference.safetensors"
         if resume_from is not None:
-            self.start = checkpoint.restore(resume_from, model, self.optimizer, self.scheduler)
+            self.start = checkpoint.restore(resume_from, model, optimizer, self.scheduler, rank=self.rank)
             log.info("resumed from %s (step %d)", resume_from, self.start)
         elif config.warmup_steps:
             supervised_warmup(model, self.policy.tokenizer, self.train_records, self.train_prompts,
                               steps=config.warmup_steps, batch=config.warmup_batch, lr=config.warmup_lr,
                               position_noise=config.warmup_position_noise, answer_noise=config.warmup_answer_noise,
                               seed=config.seed)
-        self.reference = None
-        if config.beta > 0:
-            self.reference = reference_copy(model)
-            if resume_from is not None and reference_path.exists():
-                checkpoint.load_weights(self.reference, reference_path)
-            else:
-                self.output_dir.mkdir(parents=True, exist_ok=True)
-                checkpoint.save_weights(self.reference, reference_path)
-        self.engine: RolloutEngine = HFEngine(model, self.policy.tokenizer,
+        self.reference = self._reference(model, resume_from is not None)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self._same_start()
+        self.engine: RolloutEngine = HFEngine(self.policy.model, self.policy.tokenizer,
                                               batch_size=config.prompts_per_step * config.group_size)
         self.sampling = SamplingSettings(config.temperature, config.top_p, config.max_new_tokens)
+
+    def _reference(self, model: Any, resumed: bool) -> Any:
+        """The KL's frozen reference: none at beta 0; with LoRA the same model with its adapters off;
+        else a copy, saved once so a resumed run measures KL to the same policy."""
+        if self.config.beta == 0 or is_lora(model):
+            return None
+        reference = reference_copy(model)
+        path = self.output_dir / "reference.safetensors"
+        if resumed and path.exists():
+            checkpoint.load_weights(reference, path)
+        elif self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.save_weights(reference, path)
+        return reference
+
+    def _same_start(self) -> None:
+        """Every rank starts from rank 0's weights (the warm-up is seeded alike, but a rank must not rely
+        on bit-equal arithmetic elsewhere)."""
+        if self.world > 1:
+            from accelerate.utils import broadcast
+
+            for tensor in self.policy.model.state_dict().values():
+                tensor.copy_(broadcast(tensor.contiguous()))
+            if self.reference is not None:
+                for tensor in self.reference.state_dict().values():
+                    tensor.copy_(broadcast(tensor.contiguous()))
 
     # -------------------------------------------------------------------------------- set-up
 
     def _records(self) -> tuple[list[Record], list[Record]]:
+        """Training and held-out records: the held-out file when given, else synthetic prompts of another
+        seed, or `eval_size` records split off the training file (seeded) and kept out of training."""
         c = self.config
-        synthetic = {"task_types": c.synthetic_task_types, "objects": c.synthetic_objects,
-                     "frames": c.synthetic_frames}
         if c.train_data == "synthetic":
-            train, held_out = split(c.synthetic_train, c.synthetic_eval, c.seed, **synthetic)
+            train, held_out = split(c.synthetic_train, c.eval_size, c.seed, task_types=c.synthetic_task_types,
+                                    objects=c.synthetic_objects, frames=c.synthetic_frames)
         else:
             train = load_records(c.train_data, skip_bad=c.skip_bad_lines).records
-            held_out = (load_records(c.eval_data, skip_bad=c.skip_bad_lines).records if c.eval_data
-                        else split(1, c.synthetic_eval, c.seed, **synthetic)[1])
-        if c.eval_data and c.train_data == "synthetic":
+            held_out = []
+            if not c.eval_data:
+                if len(train) <= c.eval_size:
+                    raise DatasetError(f"{c.train_data}: {len(train)} records leave none for training once "
+                                       f"{c.eval_size} are held out; give eval_data or a smaller eval_size")
+                order = np.random.default_rng([c.seed, 11]).permutation(len(train))
+                held_out = [train[i] for i in order[:c.eval_size]]
+                train = [train[i] for i in sorted(order[c.eval_size:])]
+        if c.eval_data:
             held_out = load_records(c.eval_data, skip_bad=c.skip_bad_lines).records
         return train, held_out
 
@@ -172,10 +213,19 @@ class Trainer:
                  "num_tokens": r.num_tokens}
                 for p, (record, group) in enumerate(zip(records, groups, strict=True)) for g, r in enumerate(group)]
 
+    def _reference_logprobs(self, batch: Batch) -> torch.Tensor | None:
+        c = self.config
+        if c.beta == 0:
+            return None
+        if self.reference is not None:
+            return batched_logprobs(self.reference, batch, c.temperature, c.minibatch_size)
+        with self.policy.model.disable_adapter():  # LoRA: the base model is the reference
+            return batched_logprobs(self.policy.model, batch, c.temperature, c.minibatch_size)
+
     def step(self, step: int) -> dict[str, Any]:
-        c, model = self.config, self.policy.model
+        c = self.config
         t0 = time.perf_counter()
-        rng = np.random.default_rng([c.seed, step])
+        rng = np.random.default_rng([c.seed, step, self.rank])
         picks = rng.choice(len(self.train_records), size=c.prompts_per_step,
                            replace=len(self.train_records) < c.prompts_per_step)
         records = [self.train_records[i] for i in picks]
@@ -189,9 +239,8 @@ class Trainer:
 
         rollouts = [r for g in groups for r in g]
         batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device)
-        size = c.minibatch_size
-        old_logp = batched_logprobs(model, batch, c.temperature, size)
-        ref_logp = batched_logprobs(self.reference, batch, c.temperature, size) if self.reference is not None else None
+        old_logp = batched_logprobs(self.policy.model, batch, c.temperature, c.minibatch_size)
+        ref_logp = self._reference_logprobs(batch)
         t_logprobs = time.perf_counter()
         results = self.scorer.result(items, pending)
         t_scored = time.perf_counter()
@@ -201,27 +250,31 @@ class Trainer:
         adv = group_advantages(rewards, group_ids, c.advantages)
         stats = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
                              adv.scored.to(self.policy.device))
-        self.engine.sync_weights(model)
+        self.engine.sync_weights(self.policy.model)
         t_updated = time.perf_counter()
 
         engine_logp = torch.zeros_like(old_logp)
         for row, r in enumerate(rollouts):
             engine_logp[row, batch.completion[row].nonzero().squeeze(-1)] = torch.tensor(r.logprobs)
-        mask = batch.completion
         generated = sum(r.num_tokens for r in rollouts)
-        scored = [r for r in results if not r.mask]
-        values = [float(r.reward) for r in scored if r.reward is not None]
+        local = {
+            "components": torch.tensor([[math.nan if r.mask or r.components[k] is None else r.components[k]
+                                         for k in COMPONENTS] for r in results], dtype=torch.float64),
+            "rewards": rewards,
+        }
+        every = {k: self.accelerator.gather(v.to(self.policy.device)).cpu() for k, v in local.items()}
+        scored = every["rewards"][~torch.isnan(every["rewards"])]
         metrics: dict[str, Any] = {
             "step": step + 1,
-            "reward_mean": float(np.mean(values)) if values else math.nan,
-            "reward_std": float(np.std(values)) if values else math.nan,
-            **{f"{name}_mean": _mean(r.components[name] for r in scored) for name in COMPONENTS},
-            "flat_group_fraction": adv.flat_groups / len(groups),
-            "masked": len(results) - len(scored),
-            **stats,
+            "reward_mean": float(scored.mean()) if len(scored) else math.nan,
+            "reward_std": float(scored.std(unbiased=False)) if len(scored) else math.nan,
+            **{f"{name}_mean": float(torch.nanmean(every["components"][:, i])) for i, name in enumerate(COMPONENTS)},
+            "flat_group_fraction": self._mean_over_ranks(adv.flat_groups / len(groups)),
+            "masked": int(torch.isnan(every["rewards"]).sum()),
+            **{k: self._mean_over_ranks(v) for k, v in stats.items()},
             "completion_tokens_mean": generated / len(rollouts),
             "truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
-            "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[mask].mean()),
+            "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[batch.completion].mean()),
             "tokens_per_s": generated / (t_generated - t0),
             "time_generate": t_generated - t0,
             "time_score": (scored_at[0] if scored_at else t_scored) - t_generated,  # the service's answer came
@@ -231,33 +284,51 @@ class Trainer:
             "time_step": t_updated - t0,
             "lr": self.scheduler.get_last_lr()[0],
         }
+        if self.world > 1:
+            metrics["weights_checksum"] = self._agreed_checksum(step + 1)
         return metrics
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.world == 1:
+            return float(value)
+        return float(self.accelerator.reduce(torch.tensor([value], device=self.policy.device), "mean")[0])
+
+    def _agreed_checksum(self, step: int) -> float:
+        """A checksum of the weights, which every rank must share after the step: else stop."""
+        total = torch.zeros(1, dtype=torch.float64, device=self.policy.device)
+        for p in self.policy.model.parameters():
+            total += p.detach().double().sum() + (p.detach().double() ** 2).sum()
+        every = self.accelerator.gather(total).cpu()
+        if not torch.allclose(every, every[0].expand_as(every), rtol=1e-9, atol=0):
+            raise RuntimeError(f"ranks disagree on the weights after step {step}: {every.tolist()}")
+        return float(every[0])
 
     def _update(self, batch: Batch, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, advantages: torch.Tensor,
                 scored: torch.Tensor) -> dict[str, float]:
-        """`updates_per_batch` passes over shuffled minibatches; unscored rollouts take no part."""
-        c, model = self.config, self.policy.model
-        rows = scored.nonzero().squeeze(-1)
+        """`updates_per_batch` passes over shuffled minibatches. An unscored rollout stays in its minibatch
+        with no weight (every rank must take the same number of optimizer steps), so it moves nothing."""
+        c = self.config
         totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
         passes = 0
+        rows = len(batch.tokens)
         for _ in range(c.updates_per_batch):
-            order = rows[torch.randperm(len(rows), device=rows.device)]
-            for start in range(0, len(order), c.minibatch_size):
+            order = torch.randperm(rows).to(batch.tokens.device)
+            for start in range(0, rows, c.minibatch_size):
                 index = order[start:start + c.minibatch_size]
                 part = batch.rows(index)
-                mask = part.completion
-                logp, ent = forward_logprobs(model, part, c.temperature, with_entropy=True)
+                mask = part.completion & scored[index].unsqueeze(-1)
+                logp, ent = forward_logprobs(self.model, part, c.temperature, with_entropy=True)
                 losses = token_losses(logp, old_logp[index], advantages[index], clip_low=c.clip_low,
                                       clip_high=c.clip_high, beta=c.beta,
                                       ref_logp=ref_logp[index] if ref_logp is not None else None)
                 loss = aggregate(losses.loss, mask, c.loss_aggregation, batch_tokens=float(mask.sum()),
-                                 batch_sequences=len(index), max_tokens=c.max_new_tokens)
+                                 batch_sequences=int(scored[index].sum()), max_tokens=c.max_new_tokens)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+                self.accelerator.backward(loss)
+                norm = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
-                    n = float(mask.sum())
+                    n = max(float(mask.sum()), 1.0)
                     totals["loss"] += float(loss)
                     totals["kl"] += float((losses.kl * mask).sum()) / n if losses.kl is not None else 0.0
                     totals["clip_fraction"] += float((losses.clipped & mask).sum()) / n
@@ -270,7 +341,8 @@ class Trainer:
     # -------------------------------------------------------------------------------- evaluation
 
     def evaluate(self, step: int) -> dict[str, Any]:
-        """Held-out prompts, sampled as training samples (`eval_samples` each) and, if asked, greedy."""
+        """Held-out prompts, sampled as training samples (`eval_samples` each) and, if asked, greedy (on
+        rank 0; the others wait)."""
         c = self.config
         prompts = [EnginePrompt(p) for p in self.eval_prompts]
         record: dict[str, Any] = {"step": step}
@@ -291,42 +363,57 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- the loop
 
-    def save(self, step: int) -> Path:
-        return checkpoint.save(self.output_dir, step, self.policy.model, self.policy.tokenizer, self.optimizer,
-                               self.scheduler)
+    def save(self, step: int) -> Path | None:
+        path = checkpoint.save(self.output_dir, step, self.policy.model, self.policy.tokenizer, self.optimizer,
+                               self.scheduler, rank=self.rank, main=self.accelerator.is_main_process)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            checkpoint.finish(self.output_dir, step)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _evaluate(self, step: int, report: RunLog | None, evaluations: list[dict[str, Any]]) -> None:
+        if self.accelerator.is_main_process:
+            evaluations.append(self.evaluate(step))
+            if report is not None:
+                report.evaluation(evaluations[-1])
+        self.accelerator.wait_for_everyone()
 
     def run(self) -> dict[str, Any]:
         c = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        c.write(self.output_dir)
-        report = RunLog(self.output_dir, c.steps, self.start)
+        main = self.accelerator.is_main_process
+        if main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            c.write(self.output_dir)
+        report = RunLog(self.output_dir, c.steps, self.start) if main else None
         evaluations: list[dict[str, Any]] = []
         step = self.start
         try:
             if self.start == 0:
-                evaluations.append(self.evaluate(0))
-                report.evaluation(evaluations[-1])
+                self._evaluate(0, report, evaluations)
             while step < c.steps:
                 metrics = self.step(step)
                 step += 1
-                report.step(metrics)
+                if report is not None:
+                    report.step(metrics)
                 if c.eval_every and step % c.eval_every == 0 and step < c.steps:
-                    evaluations.append(self.evaluate(step))
-                    report.evaluation(evaluations[-1])
+                    self._evaluate(step, report, evaluations)
                 if step % c.checkpoint_every == 0:
                     self.save(step)
         except KeyboardInterrupt:
-            report.close()
+            if report is not None:
+                report.close()
             path = self.save(step)
             log.warning("interrupted after step %d: checkpoint saved to %s; continue with --resume true", step, path)
             raise
         if step % c.checkpoint_every:  # saved before the evaluation draws random numbers: a resumed run
             self.save(step)  # continues from exactly where the training steps left off
-        evaluations.append(self.evaluate(step))
-        report.evaluation(evaluations[-1])
-        report.close()
-        figure = plot(self.output_dir)
-        return {"steps": step, "first_eval": evaluations[0], "last_eval": evaluations[-1], "plot": str(figure)}
+        self._evaluate(step, report, evaluations)
+        summary: dict[str, Any] = {"steps": step}
+        if report is not None:
+            report.close()
+            summary.update(first_eval=evaluations[0], last_eval=evaluations[-1], plot=str(plot(self.output_dir)))
+        return summary
 
 
 def _mean(values: Any) -> float:
@@ -365,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, RuntimeError) as exc:
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 1
+    if "last_eval" not in summary:  # not the main process
+        return 0
     first, last = summary["first_eval"]["sampled"], summary["last_eval"]["sampled"]
     print(f"held-out sampled reward: {first['reward_mean']:.3f} at step 0 -> {last['reward_mean']:.3f} at step "
           f"{summary['steps']}; plot: {summary['plot']}")

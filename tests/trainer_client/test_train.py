@@ -31,7 +31,7 @@ STEP_FIELDS = {"reward_mean", "reward_std", "format_mean", "answer_mean", "graph
 
 def small(tmp_path, service, **overrides) -> TrainConfig:
     values = dict(output_dir=str(tmp_path), service_url=service.base_url, steps=4, checkpoint_every=2,
-                  synthetic_train=40, synthetic_eval=4, model="tiny", tiny_hidden=32, tiny_layers=1, tiny_heads=2,
+                  synthetic_train=40, eval_size=4, model="tiny", tiny_hidden=32, tiny_layers=1, tiny_heads=2,
                   prompts_per_step=2, group_size=4, minibatch_size=4, max_new_tokens=40, warmup_steps=60,
                   warmup_batch=16, warmup_lr=5e-3, eval_every=0, eval_samples=2, eval_greedy=True, beta=0.04, lr=1e-3,
                   prompt_instructions=False, updates_per_batch=2)
@@ -119,3 +119,25 @@ def test_the_trainer_waits_for_a_service_that_is_away(service_process, caplog):
         scorer.close()
     assert results[0].reward == 2.0
     assert "no update without rewards" in caplog.text
+
+
+def test_two_processes_over_gloo_end_with_identical_weights(tmp_path, service):
+    """accelerate launch, 2 CPU processes: each samples and scores its own groups; gradients averaged."""
+    config = small(tmp_path, service, steps=2, checkpoint_every=2, eval_samples=1, eval_greedy=False)
+    path = config.write(tmp_path)
+    # --multi_gpu selects Accelerate's torchrun launcher; with no GPU the trainer's Accelerator(cpu=True)
+    # then runs the two processes over gloo (--cpu alone would start a single process)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "-m", "trainer_client.train", "--config", str(path), "--device", "cpu"]
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    steps = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [m["step"] for m in steps] == [1, 2]
+    assert all("weights_checksum" in m for m in steps)  # checked equal across ranks after every step
+    assert steps[0]["weights_checksum"] != steps[1]["weights_checksum"]  # and the step did change them
+    saved = tmp_path / "checkpoints" / "step-000002"
+    assert (saved / "rank-0.pt").exists() and (saved / "rank-1.pt").exists()
+    # the rollouts of both ranks were scored: 2 ranks x 2 prompts x 4 completions a step
+    assert service.metric("reward_service_items_total", task_type="multiple_choice", status="ok") >= 16
