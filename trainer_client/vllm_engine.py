@@ -79,6 +79,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
@@ -211,14 +212,40 @@ def _free_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
+@contextmanager
+def _only_visible(gpu: int | None) -> Iterator[None]:
+    """While `LLM()` starts its engine-core process, let that process see only GPU `gpu` (an index among
+    this process's visible GPUs). vLLM's single-GPU engine runs on its first visible GPU, so under
+    `accelerate launch` (every rank sees every GPU) all ranks' engines would share GPU 0. The trainer's
+    own CUDA context is already made and keeps its view; the IPC push finds GPUs by UUID, not index."""
+    if gpu is None:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = before.split(",") if before else [str(i) for i in range(max(torch.cuda.device_count(), gpu + 1))]
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[gpu]
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
 class VLLMEngine:
     """`RolloutEngine` on a vLLM `LLM` colocated with the trainer (see the module docstring for the order
-    of calls). `last_generate_s`, `last_sleep_s`, `last_sync_s` time the latest call of each."""
+    of calls). `last_generate_s`, `last_sleep_s`, `last_sync_s` time the latest call of each.
+
+    One engine per trainer rank: pass `gpu=` the rank's GPU (its local rank under `accelerate launch`);
+    every rank then calls `sync_weights` together, since vLLM's IPC push gathers handles over
+    torch.distributed's default group."""
 
     def __init__(self, model_path: str, *, tokenizer: str | None = None, dtype: str = "bfloat16",
                  gpu_memory_utilization: float = 0.3, max_model_len: int | None = None,
                  enable_sleep_mode: bool = True, seed: int = 0, lora_rank: int | None = None,
-                 limit_videos_per_prompt: int = 1, enforce_eager: bool = False, **llm_kwargs: Any) -> None:
+                 limit_videos_per_prompt: int = 1, enforce_eager: bool = False, gpu: int | None = None,
+                 **llm_kwargs: Any) -> None:
         try:
             vllm = importlib.import_module("vllm")
             self._lora_request_cls = importlib.import_module("vllm.lora.request").LoRARequest
@@ -231,12 +258,14 @@ class VLLMEngine:
         os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"
         if lora_rank is not None:  # adapter pushes (module docstring: LoRA)
             llm_kwargs.update(enable_lora=True, max_lora_rank=lora_rank)
-        self.llm = vllm.LLM(
-            model_path, tokenizer=tokenizer, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager, max_model_len=max_model_len, enable_sleep_mode=enable_sleep_mode,
-            limit_mm_per_prompt={"image": 0, "video": limit_videos_per_prompt},
-            logprobs_mode="processed_logprobs", weight_transfer_config=weight_transfer_config(backend="ipc"),
-            **llm_kwargs)
+        with _only_visible(gpu):
+            self.llm = vllm.LLM(
+                model_path, tokenizer=tokenizer, dtype=dtype, seed=seed,
+                gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                max_model_len=max_model_len, enable_sleep_mode=enable_sleep_mode,
+                limit_mm_per_prompt={"image": 0, "video": limit_videos_per_prompt},
+                logprobs_mode="processed_logprobs", weight_transfer_config=weight_transfer_config(backend="ipc"),
+                **llm_kwargs)
         self.sleep_mode = enable_sleep_mode
         self.lora_rank = lora_rank
         self._asleep = 0  # the sleep level the engine is in, 0 when awake

@@ -85,6 +85,16 @@ def test_the_llm_is_built_for_colocated_rollouts(standin, policy):
     assert "enable_lora" not in llm.engine_args
 
 
+def test_a_ranks_engine_starts_on_the_ranks_gpu(standin, policy, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert VLLMEngine(policy[1], gpu=2).llm.visible_devices == "6"  # local rank 2 of this node's four
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6,7"  # the trainer's own view is given back
+    assert VLLMEngine(policy[1]).llm.visible_devices == "4,5,6,7"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert VLLMEngine(policy[1], gpu=1).llm.visible_devices == "1"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
 def test_without_vllm_the_engine_says_what_to_install(monkeypatch, policy):
     monkeypatch.setitem(sys.modules, "vllm", None)  # what `import vllm` meets where it is not installed
     with pytest.raises(VLLMNotInstalled) as caught:

@@ -298,6 +298,7 @@ class LLM:
                          "enforce_eager": enforce_eager}
         # The engine-core process inherits the environment when it starts, that is here.
         self.insecure_serialization = os.environ.get("VLLM_ALLOW_INSECURE_SERIALIZATION") == "1"
+        self.visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")  # the GPU(s) the engine core would use
         self.weights = load_file(str(Path(model) / "model.safetensors"))
         self.weights_valid = True
         self.asleep: set[str] = set()
