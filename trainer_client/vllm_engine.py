@@ -21,8 +21,9 @@ records the signatures and a GPU test compares them with the installed vLLM):
   (`entrypoints/llm.py`; api/vllm/entrypoints/llm/). Through `**kwargs` into `EngineArgs`
   (`engine/arg_utils.py`): `max_model_len`, `enable_sleep_mode`, `limit_mm_per_prompt`, `enable_lora`,
   `max_lora_rank` (1, 8, 16, 32, 64, 128, 256, 320 or 512), `logprobs_mode`, `weight_transfer_config`.
-  `logprobs_mode="processed_logprobs"` (`config/model.py`): log-probabilities after temperature and
-  top-k/top-p, as HFEngine's are; the default, raw, would ignore the temperature.
+  `logprobs_mode="processed_logprobs"` (`config/model.py`): log-probabilities after the temperature, as
+  HFEngine's are (and renormalised over the nucleus when top_p < 1, which HFEngine's are not); the
+  default, raw, would ignore the temperature.
 * `LLM.generate(prompts, sampling_params, *, use_tqdm, lora_request, ...)` -> `list[RequestOutput]` in
   prompt order. A prompt is a dict (`inputs/llm.py`, TextPrompt): `prompt`, `multi_modal_data`,
   `mm_processor_kwargs`. A video is `(frames, metadata)`, frames a (T, H, W, 3) uint8 array, metadata
