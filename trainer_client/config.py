@@ -63,7 +63,13 @@ class TrainConfig(BaseModel):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     gradient_checkpointing: bool = Field(default=False, description="recompute activations in backward (memory)")
     # sampling
-    engine: Literal["hf"] = "hf"
+    engine: Literal["hf", "vllm"] = Field(default="hf", description="hf: transformers generate (CPU or GPU); "
+                                          "vllm: vLLM colocated on each rank's GPU (the [vllm] extra)")
+    vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0, le=1, description="share of the GPU for vLLM")
+    vllm_sleep_mode: bool = Field(default=True, description="free vLLM's memory while the trainer updates")
+    vllm_max_model_len: int | None = Field(default=None, ge=1)
+    vllm_push_adapters: bool = Field(default=False, description="with LoRA: push adapters (vLLM's LoRA) instead "
+                                     "of merged weights")
     # several processes (accelerate launch): each samples its own prompts_per_step and scores its own groups
     prompts_per_step: int = Field(default=8, ge=1)
     group_size: int = Field(default=8, ge=2, description="G: completions per prompt")
@@ -101,6 +107,11 @@ class TrainConfig(BaseModel):
             raise ValueError(f"minibatch_size {self.minibatch_size} must divide the {rollouts} rollouts of a step")
         if self.synthetic_objects[0] > self.synthetic_objects[1] or self.synthetic_frames[0] > self.synthetic_frames[1]:
             raise ValueError("synthetic_objects and synthetic_frames are (least, most) ranges")
+        if self.engine == "vllm" and self.model == "tiny":
+            raise ValueError("engine vllm loads a saved model directory: give model a path (scripts/gpu-smoke.sh "
+                             "builds a tiny one)")
+        if self.vllm_push_adapters and not self.lora_r:
+            raise ValueError("vllm_push_adapters needs LoRA (lora_r > 0)")
         if self.warmup_steps and self.train_data != "synthetic":
             raise ValueError("the supervised warm-up writes its targets from synthetic tasks: train_data: synthetic")
         return self

@@ -53,8 +53,12 @@ class RolloutEngine(Protocol):
         """`n` completions for each prompt, in prompt order."""
         ...
 
+    def sleep(self) -> None:
+        """Free what the engine holds on the accelerator while the trainer updates (a colocated engine)."""
+        ...
+
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Make the engine sample from `model`'s current weights (after an update)."""
+        """Make the engine sample from `model`'s current weights (after an update); wakes it if asleep."""
         ...
 
 
@@ -65,6 +69,9 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # sequences per `generate` call (prompts x n)
+
+    def sleep(self) -> None:
+        pass  # it samples with the trained model itself: nothing of its own to free
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         self.model = model  # the same object the optimizer updates: nothing to copy

@@ -136,9 +136,22 @@ class Trainer:
         self.reference = self._reference(model, resume_from is not None)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self._same_start()
-        self.engine: RolloutEngine = HFEngine(self.policy.model, self.policy.tokenizer,
-                                              batch_size=config.prompts_per_step * config.group_size)
+        self.engine = self._engine()
         self.sampling = SamplingSettings(config.temperature, config.top_p, config.max_new_tokens)
+
+    def _engine(self) -> RolloutEngine:
+        c = self.config
+        if c.engine == "hf":
+            return HFEngine(self.policy.model, self.policy.tokenizer, batch_size=c.prompts_per_step * c.group_size)
+        from trainer_client.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(c.model, dtype=c.dtype, gpu_memory_utilization=c.vllm_gpu_memory_utilization,
+                            max_model_len=c.vllm_max_model_len, enable_sleep_mode=c.vllm_sleep_mode, seed=c.seed,
+                            lora_rank=c.lora_r if c.vllm_push_adapters else None,
+                            gpu=self.accelerator.local_process_index if self.policy.device.type == "cuda" else None)
+        if self.start > 0 or c.warmup_steps:  # the trained weights differ from the saved model's
+            engine.sync_weights(self.policy.model)
+        return engine
 
     def _reference(self, model: Any, resumed: bool) -> Any:
         """The KL's frozen reference: none at beta 0; with LoRA the same model with its adapters off;
@@ -231,6 +244,7 @@ class Trainer:
         records = [self.train_records[i] for i in picks]
         groups = self.engine.generate([EnginePrompt(self.train_prompts[i]) for i in picks], c.group_size,
                                       self.sampling)
+        self.engine.sleep()  # a colocated engine frees the GPU for the update; sync_weights wakes it
         t_generated = time.perf_counter()
         items = self._items(records, groups)
         pending = self.scorer.submit(items)  # scored while the log-probabilities below are computed
@@ -250,8 +264,9 @@ class Trainer:
         adv = group_advantages(rewards, group_ids, c.advantages)
         stats = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
                              adv.scored.to(self.policy.device))
-        self.engine.sync_weights(self.policy.model)
         t_updated = time.perf_counter()
+        self.engine.sync_weights(self.policy.model)
+        t_synced = time.perf_counter()
 
         engine_logp = torch.zeros_like(old_logp)
         for row, r in enumerate(rollouts):
@@ -281,7 +296,8 @@ class Trainer:
             "time_score_exposed": t_scored - t_logprobs,  # what the overlap did not hide
             "time_logprobs": t_logprobs - t_generated,
             "time_update": t_updated - t_scored,
-            "time_step": t_updated - t0,
+            "time_weight_sync": t_synced - t_updated,
+            "time_step": t_synced - t0,
             "lr": self.scheduler.get_last_lr()[0],
         }
         if self.world > 1:

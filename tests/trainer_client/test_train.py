@@ -141,3 +141,32 @@ def test_two_processes_over_gloo_end_with_identical_weights(tmp_path, service):
     assert (saved / "rank-0.pt").exists() and (saved / "rank-1.pt").exists()
     # the rollouts of both ranks were scored: 2 ranks x 2 prompts x 4 completions a step
     assert service.metric("reward_service_items_total", task_type="multiple_choice", status="ok") >= 16
+
+
+def test_engine_vllm_in_the_loop_sleeps_for_the_update_and_pushes_the_new_weights(tmp_path, service, monkeypatch):
+    """The loop with `engine: vllm` on vLLM 0.33's stand-in (tests/trainer_client/vllm_standin.py): the
+    engine is made from the model folder, sleeps after sampling, and is woken by the push of the updated
+    weights before it samples again."""
+    import vllm_standin
+    from trainer_client.tiny import tiny_qwen2, vocabulary_of, word_tokenizer
+
+    vllm_standin.install(monkeypatch)
+    monkeypatch.setenv("VLLM_ALLOW_INSECURE_SERIALIZATION", "0")
+    words = "<think> x </think> <answer> B </answer> " + " ".join(f"w{i}" for i in range(vllm_standin.VOCAB))
+    tokenizer = word_tokenizer(vocabulary_of([words]))  # the stand-in samples ids below VOCAB
+    tiny_qwen2(tokenizer, hidden=16, layers=1, heads=2, kv_heads=1, intermediate=32).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    config = small(tmp_path / "run", service, model=str(tmp_path / "m"), engine="vllm", steps=2, warmup_steps=0,
+                   vllm_gpu_memory_utilization=0.5, eval_samples=1, eval_greedy=False, beta=0.0)
+    run(config)
+    llm = vllm_standin.LLM.instances[-1]
+    assert llm.settings["gpu_memory_utilization"] == 0.5 and llm.engine_args["enable_sleep_mode"] is True
+    names = [call[0] for call in llm.calls]
+    # evaluation, then per step: sample, sleep for the update, push the new weights (which wakes it);
+    # the final evaluation samples from the pushed weights
+    order = [n for n in names if n in ("generate", "sleep", "start_weight_update", "finish_weight_update")]
+    assert order == ["generate"] + ["generate", "sleep", "start_weight_update", "finish_weight_update"] * 2 + \
+        ["generate"]
+    assert names.count("reset_encoder_cache") == 2  # the vision embeddings of the old weights go after a push
+    steps = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [m["step"] for m in steps] == [1, 2] and all(m["time_weight_sync"] > 0 for m in steps)
