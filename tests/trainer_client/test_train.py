@@ -148,6 +148,7 @@ def test_engine_vllm_in_the_loop_sleeps_for_the_update_and_pushes_the_new_weight
     engine is made from the model folder, sleeps after sampling, and is woken by the push of the updated
     weights before it samples again."""
     import vllm_standin
+
     from trainer_client.tiny import tiny_qwen2, vocabulary_of, word_tokenizer
 
     vllm_standin.install(monkeypatch)
