@@ -144,6 +144,16 @@ def test_decoding_without_seeks_gives_the_same_frames(tmp_path):
         assert np.array_equal(seeking[t], linear[t])
 
 
+def test_a_frame_is_found_by_its_exact_timestamp_or_reported_missing(tmp_path):
+    """The decoder never hands over the next frame in place of one that did not come out."""
+    path = write_levels(tmp_path / "few.mp4", [8 * k for k in range(10)], gop=4)
+    index = video_decode._index(path)
+    for seek in (True, False):
+        with pytest.raises(video_decode._Missed) as missed:
+            video_decode._decode(path, [index.pts[2], index.pts[5] + 1], index, seek=seek)
+        assert missed.value.pts == index.pts[5] + 1
+
+
 def test_frames_are_resized_to_the_pixel_budget_keeping_the_aspect(tmp_path):
     video = write_scene_video(moving_scene(), tmp_path / "big.mp4", size=(320, 240), fps=4.0, duration=1.0)
     for max_pixels in (28 * 28 * 20, 28 * 28 * 64):
@@ -395,6 +405,18 @@ def test_prompt_placeholders_follow_the_grid(scene_video):
 
 
 # ---------------------------------------------------------------------------------- synthetic datasets
+
+
+def test_scene_video_moves_objects_in_straight_lines_between_the_scene_frames(scene_video):
+    scene, mover = scene_video.scene, scene_video.scene.movers[0]
+    per_frame = scene_video.duration / (scene.frames[-1] + scene.frames[1] - scene.frames[0])  # seconds a frame number
+    for a, b in zip(scene.frames, scene.frames[1:], strict=False):
+        start, end = scene.positions[a][mover], scene.positions[b][mover]
+        assert scene_video.positions_at(a * per_frame)[mover] == pytest.approx(start[:2])
+        midway = scene_video.positions_at((a + b) / 2 * per_frame)[mover]
+        assert midway == pytest.approx([(start[0] + end[0]) / 2, (start[1] + end[1]) / 2])
+    last = scene.positions[scene.frames[-1]][mover]
+    assert scene_video.positions_at(scene_video.duration)[mover] == pytest.approx(last[:2])  # held after the last
 
 
 def test_scene_video_records_are_loadable_tasks_with_graphs(tmp_path):
