@@ -8,7 +8,10 @@ at or before it when that skips frames, otherwise it decodes on, and it stops af
 frame. A frame is recognised by its timestamp, never by counting decoded frames, so a variable frame
 rate, reordered (B-)frames or a seek that lands early cannot shift it. A short clip whose keyframes are
 far apart is decoded once from its start to its last sampled frame; a long one costs about one group of
-pictures per sampled frame instead of the whole file.
+pictures per sampled frame instead of the whole file. Measured on this project's 2-core machine under
+other load (medians of 5, 16 frames of 640x480 H.264 at 30 fps): a 10 s clip with x264's default
+keyframe interval (250) 0.5-0.6 s, as much as decoding all of it (0.5 s); a 60 s clip with a keyframe
+every 2 s 0.46-0.55 s against 2.7 s for decoding all of it; the packet pass alone 16-24 ms.
 
 Should a seek land after the frame it aimed at (a container whose index is wrong), the file is decoded
 again from its start without seeking; a frame that still does not come out is a `VideoError`, as is a
