@@ -404,6 +404,36 @@ def test_prompt_placeholders_follow_the_grid(scene_video):
         qwen2_5_vl_video_inputs(sample_frames(scene_video.path, 2, max_pixels=None))
 
 
+def test_a_tiny_qwen2_5_vl_takes_the_inputs_and_sees_the_video(scene_video):
+    """transformers' Qwen2.5-VL (random, built from a config in code) runs on our patches and
+    placeholders, and its output depends on the frames."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = Qwen2_5_VLConfig(
+        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 512,
+                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                     "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0},
+        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32,
+                       "fullatt_block_indexes": [0], "window_size": 56},
+        image_token_id=59, video_token_id=60, vision_start_token_id=61, vision_end_token_id=62)
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    frames = sample_frames(scene_video.path, 4, min_pixels=28 * 28, max_pixels=28 * 28 * 6)
+    inputs = qwen2_5_vl_video_inputs(frames)
+    ids = torch.tensor([[5, 61] + [60] * video_token_counts(inputs["video_grid_thw"])[0] + [62, 7, 8]])
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
+        other = model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                      **{**inputs, "pixel_values_videos": inputs["pixel_values_videos"].flip(0)}).logits
+        generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, max_new_tokens=3,
+                                   do_sample=False)
+    assert logits.shape == (1, ids.shape[1], 64) and torch.isfinite(logits).all()
+    assert (logits[0, -1] - other[0, -1]).abs().max() > 1e-4
+    assert generated.shape == (1, ids.shape[1] + 3)
+
+
 # ---------------------------------------------------------------------------------- synthetic datasets
 
 
