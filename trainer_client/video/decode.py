@@ -95,6 +95,8 @@ def _index(path: Path) -> _Index:
         fallback = span * len(pts) / (len(pts) - 1) if len(pts) > 1 else 0.0
         duration = declared if declared > span else fallback
         fps = float(stream.average_rate) if stream.average_rate else (len(pts) / duration if duration else 0.0)
+        if fps <= 0 or duration <= 0:  # Qwen's time positions divide by the frame rate: no guessing one
+            raise VideoError(None, str(path), "no frame rate or duration (one frame, and no rate in the container)")
         return _Index(pts, keyframes, time_base, fps, duration)
 
 
