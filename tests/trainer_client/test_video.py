@@ -344,7 +344,7 @@ def test_patch_layout_matches_its_definition_with_padding_and_normalisation():
                         want = padded[2 * gt:2 * gt + 2, y:y + 14, x:x + 14, :].transpose(3, 0, 1, 2).reshape(-1)
                         np.testing.assert_allclose(rows[row], want, atol=1e-5)
                         row += 1
-    assert out["second_per_grid_ts"] == [1.0]  # 2 frames a temporal patch at 2 fps
+    assert out["second_per_grid_ts"].tolist() == [1.0]  # 2 frames a temporal patch at 2 fps
 
 
 def test_patches_and_sizes_match_transformers_pil_image_processor(scene_video):
@@ -388,7 +388,7 @@ def test_metadata_is_transformers_video_metadata_and_gives_the_same_time_per_pat
     meta = VideoMetadata(**frames.metadata())
     assert meta.timestamps == pytest.approx(list(frames.timestamps))
     # Qwen2.5-VL's processor: second_per_grid_ts = temporal_patch_size / metadata.sampled_fps.
-    assert qwen2_5_vl_video_inputs(frames)["second_per_grid_ts"] == pytest.approx([2 / meta.sampled_fps])
+    assert qwen2_5_vl_video_inputs(frames)["second_per_grid_ts"].tolist() == pytest.approx([2 / meta.sampled_fps])
 
 
 def test_prompt_placeholders_follow_the_grid(scene_video):
@@ -406,7 +406,8 @@ def test_prompt_placeholders_follow_the_grid(scene_video):
 
 def test_a_tiny_qwen2_5_vl_takes_the_inputs_and_sees_the_video(scene_video):
     """transformers' Qwen2.5-VL (random, built from a config in code) runs on our patches and
-    placeholders, and its output depends on the frames."""
+    placeholders, its output depends on the frames, and generate() takes a left-padded batch of two
+    videos with several samples per prompt (it splits and repeats the video inputs per prompt)."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -427,11 +428,16 @@ def test_a_tiny_qwen2_5_vl_takes_the_inputs_and_sees_the_video(scene_video):
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
         other = model(input_ids=ids, attention_mask=torch.ones_like(ids),
                       **{**inputs, "pixel_values_videos": inputs["pixel_values_videos"].flip(0)}).logits
-        generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, max_new_tokens=3,
-                                   do_sample=False)
+        short = sample_frames(scene_video.path, 2, min_pixels=28 * 28, max_pixels=28 * 28 * 6)
+        batch = qwen2_5_vl_video_inputs([frames, short])
+        prompts = [[5, 61] + [60] * n + [62, 7, 8] for n in video_token_counts(batch["video_grid_thw"])]
+        width = max(map(len, prompts))
+        padded = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+        generated = model.generate(input_ids=padded, attention_mask=(padded != 0).long(), **batch, max_new_tokens=3,
+                                   do_sample=True, num_return_sequences=2)
     assert logits.shape == (1, ids.shape[1], 64) and torch.isfinite(logits).all()
     assert (logits[0, -1] - other[0, -1]).abs().max() > 1e-4
-    assert generated.shape == (1, ids.shape[1] + 3)
+    assert generated.shape == (4, width + 3)
 
 
 # ---------------------------------------------------------------------------------- synthetic datasets

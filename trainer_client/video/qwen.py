@@ -62,7 +62,7 @@ def qwen2_5_vl_video_inputs(frames: Frames | Sequence[Frames], *, patch_size: in
                             image_std: Sequence[float] = CLIP_STD, rescale: float = 1 / 255) -> dict[str, Any]:
     """What Qwen2.5-VL's processor gives the model for these videos: `pixel_values_videos` (rows of
     patches, float32, the videos one after another), `video_grid_thw` (int64, one (t, h, w) per video)
-    and `second_per_grid_ts` (one float per video)."""
+    and `second_per_grid_ts` (float32, one per video)."""
     videos = [frames] if isinstance(frames, Frames) else list(frames)
     if not videos:
         raise ValueError("no videos")
@@ -71,7 +71,10 @@ def qwen2_5_vl_video_inputs(frames: Frames | Sequence[Frames], *, patch_size: in
     built = [_patches(v, patch_size, temporal_patch_size, merge_size, mean, std, rescale) for v in videos]
     return {"pixel_values_videos": torch.cat([rows for rows, _ in built]),
             "video_grid_thw": torch.tensor([grid for _, grid in built], dtype=torch.int64),
-            "second_per_grid_ts": [temporal_patch_size / v.sampled_fps for v in videos]}
+            # A tensor, as the processor returns it with return_tensors="pt": generate() with
+            # num_return_sequences > 1 splits and repeats it per prompt, which fails on a list.
+            "second_per_grid_ts": torch.tensor([temporal_patch_size / v.sampled_fps for v in videos],
+                                               dtype=torch.float32)}
 
 
 def video_token_counts(video_grid_thw: torch.Tensor, merge_size: int = 2) -> list[int]:
