@@ -114,7 +114,7 @@ class VideoFrames(Protocol):
     """What the engine needs of trainer_client.video's frames: the sampled, resized frames and their timing."""
 
     @property
-    def array(self) -> np.ndarray: ...  # (T, H, W, 3) uint8
+    def pixels(self) -> np.ndarray: ...  # (T, H, W, 3) uint8
 
     def metadata(self) -> dict[str, Any]: ...  # transformers' VideoMetadata names
 
@@ -124,7 +124,7 @@ def video_item(frames: object) -> tuple[np.ndarray, dict[str, Any]]:
     if not isinstance(frames, VideoFrames):
         raise VideoInputError(f"a video needs its frames' metadata ({', '.join(VIDEO_METADATA)}), got a bare "
                               f"{type(frames).__name__}: vLLM refuses bare frames for Qwen2.5-VL and Qwen3-VL")
-    array, metadata = frames.array, dict(frames.metadata())
+    array, metadata = frames.pixels, dict(frames.metadata())
     missing = [k for k in VIDEO_METADATA if k not in metadata]
     if missing:
         raise VideoInputError(f"video metadata lacks {missing}")

@@ -38,13 +38,13 @@ PROMPTS = [EnginePrompt("where is the chair ?"), EnginePrompt("count the cups"),
 
 @dataclass
 class Frames:
-    """What trainer_client.video's frames offer the engine: the array and transformers' VideoMetadata fields."""
+    """Frames as trainer_client.video.Frames offers them: the pixels and transformers' VideoMetadata fields."""
 
-    array: np.ndarray
+    pixels: np.ndarray
     fps: float = 2.0
 
     def metadata(self) -> dict[str, Any]:
-        t = len(self.array)
+        t = len(self.pixels)
         return {"fps": self.fps, "duration": t / self.fps, "total_num_frames": t * 4,
                 "frames_indices": list(range(0, 4 * t, 4)), "video_backend": "pyav"}
 
@@ -173,7 +173,7 @@ def test_a_video_goes_with_its_metadata_and_is_not_resampled(standin, policy):
     engine.generate([EnginePrompt(text, {"video": frames})], 2, SAMPLED)
     (request,) = engine.llm.requests
     array, metadata = request["multi_modal_data"]["video"]
-    assert request["prompt"] == text and array is frames.array
+    assert request["prompt"] == text and array is frames.pixels
     assert metadata == {**frames.metadata(), "do_sample_frames": False}
     assert request["mm_processor_kwargs"] == {"do_sample_frames": False}
 
@@ -398,3 +398,19 @@ def _incompatible(standin: inspect.Signature, real: inspect.Signature) -> list[s
                 and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
     problems += [f"requires {name!r}" for name in required if name not in standin.parameters]
     return problems
+
+
+def test_the_video_modules_frames_are_what_the_engine_takes(tmp_path):
+    """trainer_client.video's Frames, as sampled from a file, go to vLLM with their metadata."""
+    from reward_service.synth import generate_scene
+    from trainer_client.data.synthetic_video import write_scene_video
+    from trainer_client.video import sample_frames
+    from trainer_client.vllm_engine import VideoFrames, video_item
+
+    scene = generate_scene(np.random.default_rng(0), n_objects=3, n_frames=3, dim=2, moving=True)
+    write_scene_video(scene, tmp_path / "v.mp4")
+    frames = sample_frames(tmp_path / "v.mp4", 4)
+    assert isinstance(frames, VideoFrames)
+    array, metadata = video_item(frames)
+    assert array is frames.pixels and metadata["do_sample_frames"] is False
+    assert metadata["frames_indices"] == list(frames.indices)
