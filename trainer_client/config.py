@@ -49,6 +49,12 @@ class TrainConfig(BaseModel):
     synthetic_objects: tuple[int, int] = (3, 4)
     synthetic_frames: tuple[int, int] = (1, 1)
     prompt_instructions: bool = Field(default=True, description="prepend the written instructions to prompts")
+    video_frames: int = Field(default=16, ge=1, description="frames sampled uniformly from each record's video")
+    video_max_pixels: int = Field(default=768 * 28 * 28, ge=28 * 28, description="pixel budget of a frame")
+    video_min_pixels: int = Field(default=128 * 28 * 28, ge=28 * 28)
+    video_root: str | None = Field(default=None, description="folder that relative video paths are under")
+    skip_bad_videos: bool = Field(default=False, description="skip (and count) a record whose video cannot be "
+                                  "read, instead of stopping")
     # model
     model: str = Field(default="tiny", description="a transformers model path, or 'tiny' (built in code)")
     tiny_hidden: int = 64
@@ -105,6 +111,8 @@ class TrainConfig(BaseModel):
         rollouts = self.prompts_per_step * self.group_size
         if rollouts % self.minibatch_size and self.minibatch_size < rollouts:
             raise ValueError(f"minibatch_size {self.minibatch_size} must divide the {rollouts} rollouts of a step")
+        if self.video_min_pixels > self.video_max_pixels:
+            raise ValueError("video_min_pixels is above video_max_pixels")
         if self.synthetic_objects[0] > self.synthetic_objects[1] or self.synthetic_frames[0] > self.synthetic_frames[1]:
             raise ValueError("synthetic_objects and synthetic_frames are (least, most) ranges")
         if self.engine == "vllm" and self.model == "tiny":

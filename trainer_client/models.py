@@ -58,12 +58,15 @@ def load_policy(config: TrainConfig, corpus: Sequence[str] = (), tokenizer_dir: 
                            kv_heads=max(1, config.tiny_heads // 2), intermediate=4 * config.tiny_hidden,
                            seed=config.seed)
     else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or config.model), padding_side="left")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=DTYPES[config.dtype])
+        # a video model (Qwen2.5-VL, Qwen3-VL) is an image-text-to-text model, not a causal LM, to transformers
+        video = hasattr(AutoConfig.from_pretrained(config.model), "vision_config")
+        auto = AutoModelForImageTextToText if video else AutoModelForCausalLM
+        model = auto.from_pretrained(config.model, dtype=DTYPES[config.dtype])
     model.to(device=device, dtype=DTYPES[config.dtype])
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

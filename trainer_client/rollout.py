@@ -5,6 +5,11 @@ tokens' log-probabilities and token counts.
 from the very model being trained (CPU or one GPU; no weights to sync). The trainer recomputes the
 ratio's old log-probabilities with the training model, as TRL and verl do; the engine's own are kept
 to measure how far sampling and training disagree (the mismatch a separate engine such as vLLM brings).
+
+A video prompt is the chat text with one `<|video_pad|>` per video and the sampled `Frames`;
+`model_inputs` turns it into what Qwen2.5-VL takes (the placeholder expanded to the video's token
+count, and the patches), for `HFEngine` and for the trainer's forward passes alike, so both see the
+same tokens. vLLM does the same expansion with the processor, from the same frames.
 """
 
 from __future__ import annotations
@@ -46,6 +51,28 @@ class Rollout:
         return len(self.completion_ids)
 
 
+def model_inputs(prompt: EnginePrompt) -> tuple[str, dict[str, torch.Tensor] | None]:
+    """The prompt's text, its video placeholder expanded to the video's token count, and the video's
+    tensors for the model; a text prompt as it is and None."""
+    if not prompt.multimodal:
+        return prompt.text, None
+    from trainer_client.video import expand_video_tokens, qwen2_5_vl_video_inputs
+
+    unknown = set(prompt.multimodal) - {"video"}
+    if unknown:
+        raise ValueError(f"prompts carry videos only, not {sorted(unknown)}")
+    tensors = qwen2_5_vl_video_inputs(prompt.multimodal["video"])
+    return expand_video_tokens(prompt.text, tensors["video_grid_thw"]), tensors
+
+
+def concat_inputs(parts: Sequence[dict[str, torch.Tensor] | None]) -> dict[str, torch.Tensor]:
+    """The video tensors of several prompts (or rows), one after another, as the model takes a batch."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return {}
+    return {key: torch.cat([p[key] for p in present]) for key in present[0]}
+
+
 class RolloutEngine(Protocol):
     """What the trainer needs of a sampler."""
 
@@ -62,6 +89,9 @@ class RolloutEngine(Protocol):
         ...
 
 
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<|image_pad|>")
+
+
 class HFEngine:
     """transformers' `generate`, batched over prompts, on the trained model itself."""
 
@@ -69,6 +99,10 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size  # sequences per `generate` call (prompts x n)
+        # A completion must never hold a video's markers: the forward pass would count a sampled
+        # <|video_pad|> as a placeholder for video features that are not there (a young model samples them).
+        vocab = tokenizer.get_vocab()
+        self.suppressed = [vocab[t] for t in VISION_TOKENS if t in vocab] or None
 
     def sleep(self) -> None:
         pass  # it samples with the trained model itself: nothing of its own to free
@@ -91,18 +125,16 @@ class HFEngine:
 
     def _generate(self, prompts: Sequence[EnginePrompt], n: int, settings: SamplingSettings) -> list[list[Rollout]]:
         tok = self.tokenizer
-        if any(p.multimodal for p in prompts):
-            raise ValueError("HFEngine samples from text prompts; video prompts go through a processor "
-                             "(trainer_client.video) first")
-        enc = tok([p.text for p in prompts], return_tensors="pt", padding=True, padding_side="left")
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        texts, videos = zip(*(model_inputs(p) for p in prompts), strict=True)
+        enc = tok(list(texts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        enc = {k: v.to(self.model.device) for k, v in {**enc, **concat_inputs(videos)}.items()}
         sampling: dict[str, Any] = ({"do_sample": False} if settings.greedy else
                                     {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p,
                                      "top_k": 0})
         result = self.model.generate(
             **enc, max_new_tokens=settings.max_new_tokens, num_return_sequences=1 if settings.greedy else n,
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
-            output_logits=True, **sampling,
+            output_logits=True, suppress_tokens=self.suppressed, **sampling,
         )
         width = enc["input_ids"].shape[1]
         new = result.sequences[:, width:]

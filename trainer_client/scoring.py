@@ -49,6 +49,13 @@ class Scorer:
                            options: Mapping[str, Any]) -> AsyncRewardClient:
         return AsyncRewardClient(base_url, api_key, **options)
 
+    async def _cancel_pending(self) -> None:
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
@@ -76,6 +83,7 @@ class Scorer:
 
     def close(self) -> None:
         if self._loop.is_running():
+            self._call(self._cancel_pending())  # a run that stopped mid-step leaves its scoring behind
             self._call(self._client.aclose())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)

@@ -43,9 +43,19 @@ from trainer_client.data.prompts import render_prompt
 from trainer_client.data.synthetic import split, target_completion
 from trainer_client.grpo import aggregate, entropy, group_advantages, token_logprobs, token_losses
 from trainer_client.models import Policy, is_lora, load_policy, pick_device, reference_copy
+from trainer_client.prompting import PromptBuilder
 from trainer_client.report import COMPONENTS, RunLog, plot
-from trainer_client.rollout import EnginePrompt, HFEngine, Rollout, RolloutEngine, SamplingSettings
+from trainer_client.rollout import (
+    EnginePrompt,
+    HFEngine,
+    Rollout,
+    RolloutEngine,
+    SamplingSettings,
+    concat_inputs,
+    model_inputs,
+)
 from trainer_client.scoring import Scorer, local_service
+from trainer_client.video import VideoError
 from trainer_client.warmup import supervised_warmup
 
 log = logging.getLogger("trainer_client.train")
@@ -62,9 +72,11 @@ class Batch:
     tokens: torch.Tensor
     attention: torch.Tensor
     completion: torch.Tensor
+    inputs: list[dict[str, torch.Tensor] | None]  # each row's video tensors (its prompt's), or None
 
     @classmethod
-    def of(cls, rollouts: Sequence[Rollout], pad_id: int, device: torch.device) -> Batch:
+    def of(cls, rollouts: Sequence[Rollout], pad_id: int, device: torch.device,
+           inputs: Sequence[dict[str, torch.Tensor] | None] | None = None) -> Batch:
         width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
         tokens = torch.full((len(rollouts), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(rollouts), width), dtype=torch.long)
@@ -74,16 +86,23 @@ class Batch:
             tokens[row, :p + c] = torch.tensor(r.prompt_ids + r.completion_ids)
             attention[row, :p + c] = 1
             completion[row, p - 1:p + c - 1] = True
-        return cls(tokens.to(device), attention.to(device), completion.to(device))
+        rows: list[dict[str, torch.Tensor] | None] = list(inputs) if inputs is not None else [None] * len(rollouts)
+        return cls(tokens.to(device), attention.to(device), completion.to(device), rows)
 
     def rows(self, index: torch.Tensor) -> Batch:
-        return Batch(self.tokens[index], self.attention[index], self.completion[index])
+        return Batch(self.tokens[index], self.attention[index], self.completion[index],
+                     [self.inputs[i] for i in index.tolist()])
+
+    def model_kwargs(self) -> dict[str, torch.Tensor]:
+        """Token ids, mask and the rows' video tensors in row order, as the model's forward takes them."""
+        videos = {k: v.to(self.tokens.device) for k, v in concat_inputs(self.inputs).items()}
+        return {"input_ids": self.tokens, "attention_mask": self.attention, **videos}
 
 
 def forward_logprobs(model: Any, batch: Batch, temperature: float, *, with_entropy: bool = False,
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probabilities (B, L-1) of each next token under `model` (and the entropies, if asked)."""
-    logits = model(input_ids=batch.tokens, attention_mask=batch.attention).logits[:, :-1]
+    logits = model(**batch.model_kwargs()).logits[:, :-1]
     logp = token_logprobs(logits, batch.tokens[:, 1:], temperature)
     ent = entropy(logits.detach(), temperature) if with_entropy else None
     return logp, ent
@@ -133,6 +152,8 @@ class Trainer:
                               steps=config.warmup_steps, batch=config.warmup_batch, lr=config.warmup_lr,
                               position_noise=config.warmup_position_noise, answer_noise=config.warmup_answer_noise,
                               seed=config.seed)
+        self.prompts = PromptBuilder(config, self.policy.tokenizer)
+        self.eval_set = [(r, p) for r in self.eval_records if (p := self.prompts.build(r)) is not None]
         self.reference = self._reference(model, resume_from is not None)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self._same_start()
@@ -226,6 +247,23 @@ class Trainer:
                  "num_tokens": r.num_tokens}
                 for p, (record, group) in enumerate(zip(records, groups, strict=True)) for g, r in enumerate(group)]
 
+    def _draw(self, step: int) -> tuple[list[Record], list[EnginePrompt]]:
+        """This rank's prompts of the step, drawn from (seed, step, rank) alone; a record whose video is
+        skipped gives way to the next draw."""
+        c = self.config
+        rng = np.random.default_rng([c.seed, step, self.rank])
+        records: list[Record] = []
+        prompts: list[EnginePrompt] = []
+        for _ in range(100 * c.prompts_per_step):
+            record = self.train_records[int(rng.integers(len(self.train_records)))]
+            prompt = self.prompts.build(record)
+            if prompt is not None:
+                records.append(record)
+                prompts.append(prompt)
+                if len(prompts) == c.prompts_per_step:
+                    return records, prompts
+        raise DatasetError(f"too few readable videos: {self.prompts.videos_skipped} skipped so far")
+
     def _reference_logprobs(self, batch: Batch) -> torch.Tensor | None:
         c = self.config
         if c.beta == 0:
@@ -238,12 +276,8 @@ class Trainer:
     def step(self, step: int) -> dict[str, Any]:
         c = self.config
         t0 = time.perf_counter()
-        rng = np.random.default_rng([c.seed, step, self.rank])
-        picks = rng.choice(len(self.train_records), size=c.prompts_per_step,
-                           replace=len(self.train_records) < c.prompts_per_step)
-        records = [self.train_records[i] for i in picks]
-        groups = self.engine.generate([EnginePrompt(self.train_prompts[i]) for i in picks], c.group_size,
-                                      self.sampling)
+        records, prompts = self._draw(step)
+        groups = self.engine.generate(prompts, c.group_size, self.sampling)
         self.engine.sleep()  # a colocated engine frees the GPU for the update; sync_weights wakes it
         t_generated = time.perf_counter()
         items = self._items(records, groups)
@@ -252,7 +286,9 @@ class Trainer:
         pending.add_done_callback(lambda _: scored_at.append(time.perf_counter()))
 
         rollouts = [r for g in groups for r in g]
-        batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device)
+        videos = [model_inputs(p)[1] for p in prompts]  # a prompt's tensors, shared by its G rows
+        batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device,
+                         [videos[i // c.group_size] for i in range(len(rollouts))])
         old_logp = batched_logprobs(self.policy.model, batch, c.temperature, c.minibatch_size)
         ref_logp = self._reference_logprobs(batch)
         t_logprobs = time.perf_counter()
@@ -288,6 +324,7 @@ class Trainer:
             "masked": int(torch.isnan(every["rewards"]).sum()),
             **{k: self._mean_over_ranks(v) for k, v in stats.items()},
             "completion_tokens_mean": generated / len(rollouts),
+            "videos_skipped": self.prompts.videos_skipped,
             "truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
             "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[batch.completion].mean()),
             "tokens_per_s": generated / (t_generated - t0),
@@ -360,14 +397,15 @@ class Trainer:
         """Held-out prompts, sampled as training samples (`eval_samples` each) and, if asked, greedy (on
         rank 0; the others wait)."""
         c = self.config
-        prompts = [EnginePrompt(p) for p in self.eval_prompts]
+        records = [r for r, _ in self.eval_set]
+        prompts = [p for _, p in self.eval_set]
         record: dict[str, Any] = {"step": step}
         modes = [("sampled", SamplingSettings(c.temperature, c.top_p, c.max_new_tokens), c.eval_samples)]
         if c.eval_greedy:
             modes.append(("greedy", SamplingSettings(max_new_tokens=c.max_new_tokens, greedy=True), 1))
         for name, settings, n in modes:
             groups = self.engine.generate(prompts, n, settings)
-            results = self.scorer.score(self._items(self.eval_records, groups))
+            results = self.scorer.score(self._items(records, groups))
             scored = [r for r in results if not r.mask]
             record[name] = {
                 "reward_mean": _mean(r.reward for r in scored),
@@ -465,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(config)
     except KeyboardInterrupt:
         return 130
-    except (DatasetError, RuntimeError) as exc:
+    except (DatasetError, VideoError, RuntimeError, ImportError) as exc:  # ImportError: vLLM not installed
         print(f"grpo-train: {exc}", file=sys.stderr)
         return 1
     if "last_eval" not in summary:  # not the main process

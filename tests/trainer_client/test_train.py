@@ -171,3 +171,34 @@ def test_engine_vllm_in_the_loop_sleeps_for_the_update_and_pushes_the_new_weight
     assert names.count("reset_encoder_cache") == 2  # the vision embeddings of the old weights go after a push
     steps = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [m["step"] for m in steps] == [1, 2] and all(m["time_weight_sync"] > 0 for m in steps)
+
+
+def test_a_video_model_trains_on_video_records_and_bad_videos_are_skipped_and_counted(tmp_path, service):
+    """A tiny Qwen2.5-VL (built in code, saved like a downloaded one) on synthetic scene videos: frames
+    sampled with PyAV, placed by the chat template, expanded to their tokens for generate() and for the
+    training forward passes; one record's video is broken."""
+    from trainer_client.data import write_records
+    from trainer_client.data.synthetic_video import scene_video_records
+    from trainer_client.tiny import QWEN_VL_TOKENS, tiny_qwen2_5_vl, vocabulary_of, word_tokenizer
+    from trainer_client.video import VideoError
+
+    records = scene_video_records(6, 0, tmp_path / "videos", size=(56, 56))
+    (tmp_path / "videos" / records[0].video).write_bytes(b"not a video")
+    write_records(tmp_path / "train.jsonl", records[1:4])
+    write_records(tmp_path / "eval.jsonl", [records[0], *records[4:]])  # the broken one is held out
+    words = vocabulary_of([r.question + " " + " ".join(r.options or []) for r in records] +
+                          ["<think> </think> <answer> </answer> A B C D system user assistant"])
+    tokenizer = word_tokenizer(words, special=QWEN_VL_TOKENS)
+    tiny_qwen2_5_vl(tokenizer, hidden=32, layers=1, heads=2).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    config = small(tmp_path / "run", service, model=str(tmp_path / "model"), train_data=str(tmp_path / "train.jsonl"),
+                   eval_data=str(tmp_path / "eval.jsonl"), video_root=str(tmp_path / "videos"), video_frames=4,
+                   video_min_pixels=56 * 56, video_max_pixels=56 * 56, warmup_steps=0, steps=2,
+                   prompt_instructions=True, eval_greedy=False)
+    with pytest.raises(VideoError, match=records[0].id):  # stops on the broken video, naming its record
+        run(config)
+    run(config.model_copy(update={"skip_bad_videos": True}))
+    steps = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [m["step"] for m in steps] == [1, 2] and steps[-1]["videos_skipped"] == 1
+    assert all(m["masked"] == 0 for m in steps)
+    assert read_jsonl(tmp_path / "run" / "eval.jsonl")[-1]["sampled"]["prompts"] == 2
