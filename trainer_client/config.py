@@ -95,7 +95,7 @@ class TrainConfig(BaseModel):
     lr_warmup_steps: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
-    # supervised warm-up (synthetic data only: a random model never writes the format by chance)
+    # supervised warm-up (references with graphs: a random model never writes the format by chance)
     warmup_steps: int = Field(default=0, ge=0)
     warmup_lr: float = Field(default=1e-3, gt=0)
     warmup_batch: int = Field(default=32, ge=1)
@@ -120,8 +120,6 @@ class TrainConfig(BaseModel):
                              "builds a tiny one)")
         if self.vllm_push_adapters and not self.lora_r:
             raise ValueError("vllm_push_adapters needs LoRA (lora_r > 0)")
-        if self.warmup_steps and self.train_data != "synthetic":
-            raise ValueError("the supervised warm-up writes its targets from synthetic tasks: train_data: synthetic")
         return self
 
     def write(self, directory: str | os.PathLike[str]) -> Path:

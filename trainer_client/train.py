@@ -147,12 +147,13 @@ class Trainer:
         if resume_from is not None:
             self.start = checkpoint.restore(resume_from, model, optimizer, self.scheduler, rank=self.rank)
             log.info("resumed from %s (step %d)", resume_from, self.start)
-        elif config.warmup_steps:
-            supervised_warmup(model, self.policy.tokenizer, self.train_records, self.train_prompts,
+        self.prompts = PromptBuilder(config, self.policy.tokenizer)
+        if resume_from is None and config.warmup_steps:
+            warm = [(r, p) for r in self.train_records if (p := self.prompts.build(r)) is not None]
+            supervised_warmup(model, self.policy.tokenizer, [r for r, _ in warm], [p for _, p in warm],
                               steps=config.warmup_steps, batch=config.warmup_batch, lr=config.warmup_lr,
                               position_noise=config.warmup_position_noise, answer_noise=config.warmup_answer_noise,
                               seed=config.seed)
-        self.prompts = PromptBuilder(config, self.policy.tokenizer)
         self.eval_set = [(r, p) for r in self.eval_records if (p := self.prompts.build(r)) is not None]
         self.reference = self._reference(model, resume_from is not None)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)

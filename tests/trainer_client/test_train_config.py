@@ -29,7 +29,7 @@ def test_flags_override_the_yaml_file(tmp_path):
     (["--group-size", "1"], "group_size"),
     (["--advantages", "ppo"], "advantages"),
     (["--prompts-per-step", "3", "--group-size", "4", "--minibatch-size", "5"], "must divide"),
-    (["--warmup-steps", "10", "--train-data", "x.jsonl"], "warm-up"),
+    (["--engine", "vllm"], "saved model directory"),
 ])
 def test_bad_values_are_errors_that_name_the_field(args, message):
     with pytest.raises(ConfigError, match=message):
