@@ -188,8 +188,8 @@ class WeightSource(ABC):
     def implements_iter_full(self) -> bool:
         return type(self).iter_full is not WeightSource.iter_full
 
-    def iter_full(self) -> Iterator[tuple[str, torch.Tensor]]:
-        raise NotImplementedError
+    def iter_full(self) -> Iterator[tuple[str, torch.Tensor]]:  # vLLM's base raises here; sources override it
+        raise TypeError(f"{type(self).__name__} does not implement iter_full")
 
 
 @dataclass

@@ -7,14 +7,9 @@
                                advantages="grpo")
         results[0].reward, results[0].mask, results[0].advantage
 
-Errors: every exception this package raises about the service is a `RewardServiceError`.
-
-    RewardServiceError        the service answered something this client cannot use (a 500, a broken body)
-    ├── ServiceUnavailable    not reachable, or 429/502/503/504, after the retries ran out: transient, so
-    │                         a trainer waits and tries again (`.status_code`, `.retry_after_s`)
-    ├── InvalidRequest        400/413/422: the request is the caller's bug (`.code`, `.message`, `.detail`,
-    │                         `.items`: (index, id) of each input item the server named); never retried
-    └── AuthenticationError   401: a missing or wrong API key; never retried
+Errors: everything this package raises about the service is a `RewardServiceError`; `ServiceUnavailable`
+(transient, after the retries), `InvalidRequest` (the caller's bug) and `AuthenticationError` (the tree
+and what each carries: `trainer_client.client.errors`).
 
 What a caller can rely on:
 * One `ScoredItem` per input item, in input order. An item the service could not score (`timeout`,

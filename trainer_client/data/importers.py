@@ -89,9 +89,24 @@ def _number(text: Any) -> float:
     return value
 
 
-def _add(report: ImportReport, row_id: str, build: Any) -> None:
+def record_of(row_id: str, question: Any, task: str, answer: str, options: Any, video: Any) -> Record:
+    """A record from a source row's parts: a multiple-choice answer names one of the options by its
+    letter (`B`, `(B)`, `B.`), a numerical answer is a finite number; else ValueError naming the answer."""
+    question = str(question).strip()
+    if task == "multiple_choice":
+        letters, texts = split_options(options or [])
+        letter = answer.strip("() .").upper()[:1]
+        if not texts or letter not in letters:
+            raise ValueError(f"answer {answer!r} names none of the options {letters}")
+        reference = {"task_type": task, "answer": "ABCDEFGHIJ"[letters.index(letter)], "options": texts}
+        return Record(id=row_id, question=question, options=texts, video=video, reference=reference)
+    return Record(id=row_id, question=question, video=video, reference={"task_type": task, "answer": _number(answer)})
+
+
+def _add(report: ImportReport, row_id: str, row: dict[str, Any], question_key: str, task: str, answer: str,
+         video: Any) -> None:
     try:
-        report.records.append(build())
+        report.records.append(record_of(row_id, row[question_key], task, answer, row.get("options"), video))
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         report.unreadable.append((row_id, str(exc).splitlines()[0]))
 
@@ -106,23 +121,8 @@ def import_video_r1(rows: Iterable[dict[str, Any]]) -> ImportReport:
             continue
         found = _ANSWER.search(str(row.get("solution", "")))
         answer = (found.group(1) if found else str(row.get("solution", ""))).strip()
-        video = row.get("path")
-
-        def build(row: dict[str, Any] = row, answer: str = answer, kind: str = kind, row_id: str = row_id,
-                  video: Any = video) -> Record:
-            question = str(row["problem"]).strip()
-            if kind == "multiple choice":
-                letters, texts = split_options(row.get("options") or [])
-                letter = answer.strip("() .").upper()[:1]
-                if not texts or letter not in letters:
-                    raise ValueError(f"solution {answer!r} names none of the options {letters}")
-                reference = {"task_type": "multiple_choice", "answer": "ABCDEFGHIJ"[letters.index(letter)],
-                             "options": texts}
-                return Record(id=row_id, question=question, options=texts, video=video, reference=reference)
-            return Record(id=row_id, question=question, video=video,
-                          reference={"task_type": "numerical", "answer": _number(answer)})
-
-        _add(report, row_id, build)
+        task = "multiple_choice" if kind == "multiple choice" else "numerical"
+        _add(report, row_id, row, "problem", task, answer, row.get("path"))
     return report
 
 
@@ -139,19 +139,5 @@ def import_vsi_bench(rows: Iterable[dict[str, Any]], video_root: str = "") -> Im
             report.left_out[f"question_type {kind or 'missing'!r} has no scorer"] += 1
             continue
         video = str(Path(video_root) / str(row.get("dataset", "")) / f"{row.get('scene_name', '')}.mp4")
-
-        def build(row: dict[str, Any] = row, task: str = task, row_id: str = row_id, video: str = video) -> Record:
-            truth = str(row["ground_truth"]).strip()
-            if task == "multiple_choice":
-                letters, texts = split_options(row.get("options") or [])
-                letter = truth.strip("() .").upper()[:1]
-                if not texts or letter not in letters:
-                    raise ValueError(f"ground_truth {truth!r} names none of the options {letters}")
-                reference = {"task_type": task, "answer": "ABCDEFGHIJ"[letters.index(letter)], "options": texts}
-                return Record(id=row_id, question=str(row["question"]).strip(), options=texts, video=video,
-                              reference=reference)
-            return Record(id=row_id, question=str(row["question"]).strip(), video=video,
-                          reference={"task_type": task, "answer": _number(truth)})
-
-        _add(report, row_id, build)
+        _add(report, row_id, row, "question", task, str(row.get("ground_truth", "")).strip(), video)
     return report
