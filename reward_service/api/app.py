@@ -13,10 +13,10 @@ from pydantic.json_schema import models_json_schema
 
 from reward_service.api import health, metrics, openrlhf, rewards
 from reward_service.api.middleware import ServiceMiddleware
-from reward_service.api.service import PACKAGE_VERSION, RewardService
-from reward_service.core.errors import install_error_handlers
-from reward_service.core.settings import Settings
 from reward_service.schemas import OpenRLHFRequest, RewardsRequest
+from reward_service.service.errors import install_error_handlers
+from reward_service.service.pipeline import PACKAGE_VERSION, RewardService
+from reward_service.service.settings import Settings
 
 DESCRIPTION = """Rewards for GRPO training of video LLMs (Video-STR relation-graph rewards, reward-spec v1).
 

@@ -15,7 +15,7 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from reward_service.core.errors import BadJSON, InvalidRequest, PayloadTooLarge, clean_validation_errors
+from reward_service.service.errors import BadJSON, InvalidRequest, PayloadTooLarge, clean_validation_errors
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reward_service.api.service import RewardService
-from reward_service.core.errors import Unauthorized
+from reward_service.service.errors import Unauthorized
+from reward_service.service.pipeline import RewardService
 
 # Dependencies are `async def` so FastAPI runs them on the loop, not through a thread hop each.
 # auto_error=False: we answer 401 with api.md's error body ourselves, and only when keys are set.

@@ -14,9 +14,9 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reward_service.api.service import RewardService
-from reward_service.core.errors import PayloadTooLarge, error_body
-from reward_service.core.logs import request_id_var
+from reward_service.service.errors import PayloadTooLarge, error_body
+from reward_service.service.logs import request_id_var
+from reward_service.service.pipeline import RewardService
 
 log = logging.getLogger("reward_service.access")
 

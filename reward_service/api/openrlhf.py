@@ -21,9 +21,9 @@ from starlette.responses import Response
 from reward_service.api.body import check_references, invalid, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
-from reward_service.core.errors import Unavailable
 from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
+from reward_service.service.errors import Unavailable
 
 router = APIRouter()
 

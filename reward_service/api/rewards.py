@@ -12,10 +12,10 @@ from reward_service.api.body import check_references, invalid, parse_model, read
 from reward_service.api.deps import ScoringServiceDep
 from reward_service.api.docs import request_body, responses
 from reward_service.api.request import ScoringRequest, read_valid_request
-from reward_service.api.service import RewardService
 from reward_service.schemas import RewardsRequest, RewardsResponse
 from reward_service.scoring import ConfigError, RewardConfig
 from reward_service.scoring.advantages import group_advantages
+from reward_service.service.pipeline import RewardService
 from reward_service.version import SCORER_VERSION
 
 router = APIRouter()

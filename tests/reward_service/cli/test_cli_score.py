@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from reward_service.main import main
+from reward_service.cli.main import main
 
 GOOD = {"id": "a", "group_id": "g", "completion": "<think>x</think><answer>B</answer>",
         "reference": {"task_type": "multiple_choice", "answer": "B"}, "num_tokens": 400}
@@ -37,7 +37,7 @@ def test_score_stdin_stdout_and_config(tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"weights": {"answer": 3.0}}))
     proc = subprocess.run(
-        [sys.executable, "-m", "reward_service.main", "score", "-", "--config", str(cfg)],
+        [sys.executable, "-m", "reward_service.cli", "score", "-", "--config", str(cfg)],
         input=json.dumps(GOOD) + "\n", capture_output=True, text=True, check=True,
     )
     assert json.loads(proc.stdout)["reward"] == 4.0

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_fixtures import GOOD, NUM_REF, WRONG, in_process, item, redis_server, settings
 
-from reward_service.cache import RedisCache
+from reward_service.service.cache import RedisCache
 
 
 @pytest.fixture
@@ -122,6 +122,6 @@ def test_killing_redis_mid_run_fails_no_request(redis, caplog):
         assert metric(client, "reward_service_cache_faults_total") >= 1
         assert metric(client, "reward_service_cache_requests_total", result="error") >= 8
         assert client.get("/readyz").status_code == 200
-    fault_lines = [r for r in caplog.records if r.name == "reward_service.cache"]
+    fault_lines = [r for r in caplog.records if r.name == "reward_service.service.cache"]
     assert 1 <= len(fault_lines) <= 2  # logged once per interval, not once per request
     assert all(redis.url not in r.getMessage() for r in fault_lines)

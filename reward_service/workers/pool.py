@@ -41,9 +41,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.scoring import RewardConfig, ScoreResult
-from reward_service.worker_process import IDLE, PICKLE, WorkItem, worker_main
+from reward_service.service.item_stats import ItemStats, task_label
+from reward_service.workers.process import IDLE, PICKLE, WorkItem, worker_main
 
 log = logging.getLogger("reward_service.workers")
 
@@ -251,7 +251,7 @@ class WorkerPool:
         """Start every worker and wait until each has loaded the scorer. Raises PoolUnavailable."""
         self._loop = asyncio.get_running_loop()
         # Preload and warm the scoring code in the forkserver: every fork starts with it ready.
-        self._ctx.set_forkserver_preload(["reward_service.worker_process", "reward_service.worker_init"])
+        self._ctx.set_forkserver_preload(["reward_service.workers.process", "reward_service.workers.preload"])
         spawned = await asyncio.gather(*(self._loop.run_in_executor(None, self._spawn) for _ in range(self._size)))
         for worker, sock in spawned:
             await self._register(worker, sock)

@@ -12,7 +12,7 @@ import pytest
 from service_fixtures import GOOD, MC_REF, NUM_REF, SLOW_SCORER
 
 from reward_service.scoring import RewardConfig
-from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, chunk_bounds
+from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool, chunk_bounds
 
 CONFIG = RewardConfig.build()
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from service_fixtures import real_server
 
 from reward_service.api.app import create_app
-from reward_service.core.settings import Settings
+from reward_service.service.settings import Settings
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,

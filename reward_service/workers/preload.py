@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from reward_service.runtime import tune_allocator, tune_gc
 from reward_service.scoring import RewardConfig, score
+from reward_service.service.runtime import tune_allocator, tune_gc
 
 _REFERENCE = {"task_type": "multiple_choice", "answer": "B",
               "graph": {"frames": {"0": {"a": [0.0, 0.0], "b": [3.0, 0.0], "c": [0.0, 4.0]}}}}

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reward_service.core.item_stats import COMPONENT_BUCKETS, DURATION_BUCKETS, REWARD_BUCKETS, ItemStats
 from reward_service.scoring import NOTE_WORDS
+from reward_service.service.item_stats import COMPONENT_BUCKETS, DURATION_BUCKETS, REWARD_BUCKETS, ItemStats
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CACHE_RESULTS = ("hit", "miss", "error")

@@ -10,7 +10,7 @@ KEYS = {"inprocess_items_per_s_per_core", "answer_only_items_per_s_per_core", "g
 
 def test_inprocess_bench_prints_figures():
     proc = subprocess.run(
-        [sys.executable, "-m", "reward_service.main", "bench", "--mode", "inprocess", "--items", "400",
+        [sys.executable, "-m", "reward_service.cli", "bench", "--mode", "inprocess", "--items", "400",
          "--ged-pairs", "1", "--json"],
         capture_output=True, text=True, check=True, timeout=600,
     )

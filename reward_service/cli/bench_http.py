@@ -57,16 +57,16 @@ class RunningService:
 @contextmanager
 def running_service(*args: str, env: dict[str, str] | None = None,
                     ready_timeout_s: float = 120.0) -> Iterator[RunningService]:
-    """`python -m reward_service.server_cli serve --port <free> *args`, yielded once /readyz says 200.
+    """`python -m reward_service.cli.serve serve --port <free> *args`, yielded once /readyz says 200.
 
     On exit the service gets SIGTERM (a graceful drain) and, if it does not stop, SIGKILL."""
     port = _free_port()
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), child_env.get("PYTHONPATH", "")]))
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reward_service.server_cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", "reward_service.cli.serve", "serve", "--port", str(port), *args],
             env=child_env, stdout=log, stderr=log,
         )
         base = f"http://127.0.0.1:{port}"
@@ -205,7 +205,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
                    latency_requests: int = 100, rounds: int = 5) -> dict[str, Any]:
-    from reward_service.bench import measure_inprocess
+    from reward_service.cli.bench_inprocess import measure_inprocess
     from reward_service.synth import standard_mix
 
     cores = workers or os.cpu_count() or 1

@@ -10,8 +10,8 @@ import sys
 import pytest
 from service_fixtures import item, real_server
 
+from reward_service.cli.serve import add_serve_parser, settings_from_args
 from reward_service.scoring import RewardConfig
-from reward_service.server_cli import add_serve_parser, settings_from_args
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -58,13 +58,13 @@ def test_reward_config_file_is_the_default_and_validated_like_overrides(tmp_path
 def test_a_bad_config_file_stops_serve_with_a_message(tmp_path, content):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    done = subprocess.run([sys.executable, "-m", "reward_service.server_cli", "serve", "--reward-config", str(bad)],
+    done = subprocess.run([sys.executable, "-m", "reward_service.cli.serve", "serve", "--reward-config", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "reward config file" in done.stderr
 
 
 def test_inconsistent_limits_are_refused():
-    done = subprocess.run([sys.executable, "-m", "reward_service.server_cli", "serve", "--max-items", "100",
+    done = subprocess.run([sys.executable, "-m", "reward_service.cli.serve", "serve", "--max-items", "100",
                            "--max-queued-items", "10"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "max_queued_items" in done.stderr

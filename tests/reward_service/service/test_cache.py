@@ -8,8 +8,8 @@ import tracemalloc
 
 import orjson
 
-from reward_service.cache import MemoryCache, item_key, key_prefix
-from reward_service.core.logs import FaultLog
+from reward_service.service.cache import MemoryCache, item_key, key_prefix
+from reward_service.service.logs import FaultLog
 
 REF = {"task_type": "numerical", "answer": 4.0, "graph": {"a": [0, 0]}}
 

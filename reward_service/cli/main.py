@@ -8,17 +8,17 @@ from typing import Any
 
 import orjson
 
-from reward_service.cli_score import add_score_parser
-from reward_service.runtime import tune_allocator
+from reward_service.cli.score import add_score_parser
+from reward_service.service.runtime import tune_allocator
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     if args.mode == "inprocess":
-        from reward_service.bench import run_inprocess
+        from reward_service.cli.bench_inprocess import run_inprocess
 
         figures: dict[str, Any] = run_inprocess(items=args.items, seed=args.seed, ged_pairs=args.ged_pairs)
     else:
-        from reward_service.bench_http import run_http_bench
+        from reward_service.cli.bench_http import run_http_bench
 
         figures = run_http_bench(items=args.items, seed=args.seed)
     if args.json:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reward-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     try:
-        from reward_service.server_cli import add_serve_parser
+        from reward_service.cli.serve import add_serve_parser
     except ImportError:  # the service needs its extras; scoring and benches still work without them
         pass
     else:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from service_fixtures import in_process, item, settings
 
-from reward_service.core.logs import JSONFormatter, request_id_var
+from reward_service.service.logs import JSONFormatter, request_id_var
 
 SECRET_COMPLETION = "<think>SECRET-COMPLETION-7f3a</think><answer>B</answer>"
 SECRET_REF = {"task_type": "multiple_choice", "answer": "B", "question": "SECRET-REFERENCE-91c2"}

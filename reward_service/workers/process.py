@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from reward_service.core.item_stats import ItemStats, task_label
 from reward_service.scoring import ReferenceError, RewardConfig, ScoreResult, validate_reference
+from reward_service.service.item_stats import ItemStats, task_label
 
 WorkItem = tuple[str, Any, "int | None"]  # completion, reference (JSON object, validated by the worker), num_tokens
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]

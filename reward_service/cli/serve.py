@@ -1,6 +1,6 @@
 """`reward-service serve`: run the HTTP service under uvicorn, with a graceful drain on SIGTERM.
 
-Also runnable as `python -m reward_service.server_cli serve ...` (the tests do). Imports of the web
+Also runnable as `python -m reward_service.cli.serve serve ...` (the tests do). Imports of the web
 stack stay inside functions: scoring workers re-import the main module (multiprocessing's rule), and
 they must not pay for FastAPI.
 
@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reward_service.core.settings import Settings
+    from reward_service.service.settings import Settings
 
 # flag -> Settings field; only flags given on the command line override the environment.
 _FLAGS: dict[str, str] = {
@@ -66,7 +66,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    from reward_service.core.settings import Settings
+    from reward_service.service.settings import Settings
 
     given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag, None) is not None}
     return Settings(**given)
@@ -87,8 +87,8 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from reward_service.api.app import create_app
-    from reward_service.core.logs import configure_logging
-    from reward_service.runtime import tune_gc
+    from reward_service.service.logs import configure_logging
+    from reward_service.service.runtime import tune_gc
 
     configure_logging(settings.log_level)
     app = create_app(settings)
@@ -110,7 +110,7 @@ def _draining_server_class() -> Any:
 
     import uvicorn
 
-    from reward_service.api.service import RewardService
+    from reward_service.service.pipeline import RewardService
 
     class DrainingServer(uvicorn.Server):
         def __init__(self, config: uvicorn.Config, service: RewardService, grace_s: float,

@@ -1,14 +1,11 @@
 """Every public golden case and every worked example of reward-spec section 9, to 1e-9."""
 
-import json
-from pathlib import Path
-
 import pytest
+from service_fixtures import golden_cases
 
 from reward_service.scoring import RewardConfig, score
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
-GOLDEN = [json.loads(line) for line in (SPEC / "golden-public.jsonl").read_text().splitlines() if line.strip()]
+GOLDEN = golden_cases()
 
 
 def assert_close(actual, expected):

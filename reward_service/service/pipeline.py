@@ -12,16 +12,16 @@ from typing import Any
 
 import orjson
 
-from reward_service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
-from reward_service.core.errors import Overloaded, Unavailable
-from reward_service.core.item_stats import ItemStats, task_label
-from reward_service.core.metrics import ServiceMetrics
-from reward_service.core.settings import Settings
 from reward_service.scoring import RewardConfig
 from reward_service.scoring.reference import canonical_json
+from reward_service.service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
+from reward_service.service.errors import Overloaded, Unavailable
+from reward_service.service.item_stats import ItemStats, task_label
+from reward_service.service.metrics import ServiceMetrics
+from reward_service.service.settings import Settings
 from reward_service.version import SCORER_VERSION
-from reward_service.worker_process import INVALID_REFERENCE
-from reward_service.workers import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
+from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
+from reward_service.workers.process import INVALID_REFERENCE
 
 log = logging.getLogger("reward_service.service")
 

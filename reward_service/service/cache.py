@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from typing import Any, Protocol
 
-from reward_service.core.logs import FaultLog
 from reward_service.scoring.reference import canonical_json
+from reward_service.service.logs import FaultLog
 
-log = logging.getLogger("reward_service.cache")
+log = logging.getLogger("reward_service.service.cache")
 
 _ENTRY_OVERHEAD = 96  # rough bytes of dict slot, key and value objects per LRU entry
 
