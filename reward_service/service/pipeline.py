@@ -20,8 +20,8 @@ from reward_service.service.item_stats import ItemStats, task_label
 from reward_service.service.metrics import ServiceMetrics
 from reward_service.service.settings import Settings
 from reward_service.version import SCORER_VERSION
-from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool, WorkItem, share_references
-from reward_service.workers.process import INVALID_REFERENCE
+from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
+from reward_service.workers.protocol import INVALID_REFERENCE, WorkItem, share_references
 
 log = logging.getLogger("reward_service.service")
 
@@ -195,16 +195,17 @@ class RewardService:
             remaining = max(0.001, deadline_at - time.monotonic())
             try:
                 scored = await self.pool.score([batch.items[i] for i in misses], batch.config, batch.explain,
-                                               remaining, batch.stats)
+                                               remaining)
             except PoolOverloaded as exc:
                 raise Overloaded("the service has more queued work than its limit", exc.retry_after_s) from None
             except PoolUnavailable:
                 self.check_ready()
                 raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
-            for i, result in zip(misses, scored, strict=True):
+            for i, result in zip(misses, scored.results, strict=True):
                 batch.results[i] = result
-            if any(r["status"] == INVALID_REFERENCE for r in scored):
+            if any(r["status"] == INVALID_REFERENCE for r in scored.results):
                 return
+            batch.stats.merge(scored.stats)
             self.metrics.merge_items(batch.stats)
             if self.cache is not None and batch.keys:
                 entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in misses

@@ -22,7 +22,9 @@ own on `multiprocessing` primitives:
 * workers are forked from a forkserver that has preloaded and warmed the scoring code, so a
   replacement is ready in milliseconds, and forking never happens from the threaded service process.
 
-The code that runs inside a worker is in worker_process.py.
+The package: `protocol` (messages, the shared progress slot), `channel` (the framed socket), `jobs`
+(jobs, chunks and their queue: the bookkeeping, without processes), this pool (processes, timers,
+dispatch), `process` (the code that runs in a worker) and `preload` (what the forkserver warms).
 """
 
 from __future__ import annotations
@@ -35,21 +37,22 @@ import multiprocessing
 import os
 import pickle
 import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from reward_service.scoring import RewardConfig, ScoreResult
-from reward_service.service.item_stats import ItemStats, task_label
-from reward_service.workers.process import IDLE, PICKLE, WorkItem, worker_main
+from reward_service.scoring import RewardConfig
+from reward_service.service.item_stats import ItemStats
+from reward_service.workers.channel import Channel
+from reward_service.workers.jobs import Chunk, Job, JobQueue
+from reward_service.workers.process import worker_main
+from reward_service.workers.protocol import DONE, FAILED, PART, READY, Progress, WorkItem, encode
 
 log = logging.getLogger("reward_service.workers")
 
-_MAX_ATTEMPTS = 3  # a chunk lost this often with no item to blame has its items answered "error"
 _DEPTH = 2  # chunks a worker holds: the one it scores and the next
-_LEAST = 2  # items in a chunk, but for a batch's last one
 
 
 class PoolUnavailable(Exception):
@@ -62,131 +65,32 @@ class PoolOverloaded(Exception):
         self.retry_after_s = retry_after_s
 
 
-def share_references(items: Sequence[WorkItem]) -> list[WorkItem]:
-    """The items with each run of equal consecutive references (a GRPO group's rollouts) sharing one
-    object. Pickle then sends it once per chunk instead of once per rollout, and the worker validates
-    it once: about 5 us less per item, on both sides, for a graph reference."""
-    out: list[WorkItem] = []
-    previous: Any = None
-    for completion, reference, num_tokens in items:
-        if reference is not previous and reference == previous:
-            reference = previous
-        previous = reference
-        out.append((completion, reference, num_tokens))
-    return out
+@dataclass
+class Scored:
+    """What `WorkerPool.score` returns: results in item order (`ScoreResult.to_dict()` shape) and the
+    items' metrics."""
 
-
-def chunk_bounds(n: int, workers: int, most: int) -> list[tuple[int, int]]:
-    """Split n items into chunks that shrink as the batch runs out ("guided" scheduling).
-
-    Big chunks first cost few round trips; small ones last let every worker finish at about the same
-    time, so a batch's latency is not set by the one worker that drew the last big chunk. `most`
-    also bounds the work redone when a worker is lost.
-    """
-    bounds = []
-    start = 0
-    while start < n:
-        size = min(most, max(_LEAST, math.ceil((n - start) / (2 * workers))))
-        bounds.append((start, min(n, start + size)))
-        start += size
-    return bounds
-
-
-class _Job:
-    """One `score` call: the results in item order, filled as chunks come back."""
-
-    __slots__ = ("config_dict", "config_id", "done", "explain", "future", "items", "remaining", "results", "stats",
-                 "timer")
-
-    def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
-                 future: asyncio.Future[None], stats: ItemStats | None) -> None:
-        self.items = items
-        self.stats = stats
-        self.config_id = config.id
-        self.config_dict = config.to_dict()
-        self.explain = explain
-        self.future = future
-        self.results: list[dict[str, Any] | None] = [None] * len(items)
-        self.remaining = len(items)
-        self.done = False
-        self.timer: asyncio.TimerHandle | None = None
-
-
-class _Chunk:
-    __slots__ = ("attempts", "due_from", "job", "positions", "reported", "seq")
-
-    def __init__(self, job: _Job, positions: list[int], attempts: int = 0) -> None:
-        self.job = job
-        self.positions = positions
-        self.attempts = attempts
-        self.reported = 0  # results received so far, for the first `reported` positions
-        self.seq = 0  # set when sent: the worker tags its progress and results with it
-        self.due_from = 0.0  # when it became its worker's current chunk
-
-
-class _Channel(asyncio.Protocol):
-    """The service's end of a worker's socket: messages framed as multiprocessing.Connection frames them
-    (so the worker uses a plain blocking Connection), read and written by an asyncio transport, so that
-    neither a big chunk nor a slow reader ever blocks the event loop."""
-
-    def __init__(self, on_message: Callable[[memoryview], None], on_lost: Callable[[], None]) -> None:
-        self._on_message = on_message
-        self._on_lost = on_lost
-        self._buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while not self.closed and len(buffer) >= 4:
-            (size,) = struct.unpack_from("!i", buffer)
-            start = 4
-            if size == -1:  # a frame over 2 GiB: an 8-byte size follows
-                if len(buffer) < 12:
-                    return
-                (size,) = struct.unpack_from("!Q", buffer, 4)
-                start = 12
-            end = start + size
-            if len(buffer) < end:
-                return
-            with memoryview(buffer) as view, view[start:end] as message:
-                self._on_message(message)  # pickle reads the view: no copy of the message
-            del buffer[:end]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed:
-            self.closed = True
-            self._on_lost()
-
-    def send(self, payload: bytes) -> None:
-        if self.closed or self.transport is None:
-            return  # the worker is gone: connection_lost settles its chunks
-        size = len(payload)
-        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
-        self.transport.writelines((header, payload))
-
-    def close(self) -> None:
-        """Stop delivering messages and drop the socket, unsent data included."""
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
+    results: list[dict[str, Any]]
+    stats: ItemStats
 
 
 class _Worker:
     __slots__ = ("channel", "chunks", "process", "progress", "ready", "timer")
 
-    def __init__(self, process: Any, progress: Any) -> None:
+    def __init__(self, process: Any, progress: Progress) -> None:
         self.process = process
-        self.progress = progress  # [seq, index, start] of the item being scored; see worker_process.py
-        self.channel: _Channel | None = None
+        self.progress = progress
+        self.channel: Channel | None = None
         self.ready = False
-        self.chunks: deque[_Chunk] = deque()  # sent, not finished; the first is being scored
+        self.chunks: deque[Chunk] = deque()  # sent, not finished; the first is being scored
         self.timer: asyncio.TimerHandle | None = None
+
+    def current_index(self) -> int:
+        """Index in its current chunk of the item the worker is scoring; -1 if none has started."""
+        reading = self.progress.read()
+        if not self.chunks or reading is None or reading[0] != self.chunks[0].seq:
+            return -1
+        return reading[1]
 
 
 class WorkerPool:
@@ -205,14 +109,11 @@ class WorkerPool:
         self._size = workers
         self._scorer = scorer
         self._item_deadline = item_deadline_s
-        self._chunk_items = chunk_items
         self._max_queued = max_queued_items
         self._on_restart = on_restart
         self._ctx = multiprocessing.get_context("forkserver")
         self._workers: list[_Worker] = []
-        self._queue: deque[_Chunk] = deque()
-        self._queued = 0
-        self._jobs: set[_Job] = set()
+        self._queue = JobQueue(workers=workers, chunk_items=chunk_items)
         self._seq = 0
         self._item_seconds = 0.001  # moving average of one item's cost, for Retry-After
         self._started = False
@@ -230,11 +131,11 @@ class WorkerPool:
 
     @property
     def queued_items(self) -> int:
-        return self._queued
+        return self._queue.queued
 
     @property
     def inflight_items(self) -> int:
-        return sum(len(c.positions) - c.reported for w in self._workers for c in w.chunks)
+        return sum(c.unreported for w in self._workers for c in w.chunks)
 
     @property
     def ready_workers(self) -> int:
@@ -242,7 +143,7 @@ class WorkerPool:
 
     def retry_after_s(self) -> int:
         """Seconds until the queue has drained, by the recent cost of an item."""
-        wait = self._queued * self._item_seconds / max(1, self._size)
+        wait = self._queue.queued * self._item_seconds / max(1, self._size)
         return max(1, min(60, math.ceil(wait)))
 
     # ---------------------------------------------------------------- life cycle
@@ -276,14 +177,13 @@ class WorkerPool:
         # Let replacements being forked finish: `_respawn` then stops them. Cancelling would orphan a
         # process that the executor thread is still starting.
         await asyncio.gather(*self._respawns, return_exceptions=True)
-        for job in list(self._jobs):
-            self._fail_unfinished(job, "error", "service shutting down", retryable=True)
+        for job in list(self._queue.jobs):
+            self._queue.fail_unfinished(job, "error", "service shutting down", retryable=True)
         self._queue.clear()
-        self._queued = 0
         workers, self._workers = self._workers, []
         for w in workers:
             if w.channel is not None:
-                w.channel.send(pickle.dumps(None))
+                w.channel.send(encode(None))
             self._detach(w)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(None, w.process.join, grace_s) for w in workers))
@@ -296,7 +196,7 @@ class WorkerPool:
     def _spawn(self) -> tuple[_Worker, socket.socket]:
         """Blocking (run in a thread): fork one worker from the forkserver."""
         parent, child = self._ctx.Pipe(duplex=True)
-        progress = self._ctx.RawArray("d", 3)  # zero-filled: chunk 0, which no chunk is (they count from 1)
+        progress = Progress(self._ctx)
         process = self._ctx.Process(target=worker_main, args=(child, progress, self._scorer),
                                     name="reward-worker", daemon=True)
         try:
@@ -310,7 +210,7 @@ class WorkerPool:
 
     async def _register(self, worker: _Worker, sock: socket.socket) -> None:
         assert self._loop is not None
-        channel = _Channel(lambda message: self._on_message(worker, message), lambda: self._on_lost_channel(worker))
+        channel = Channel(lambda message: self._on_message(worker, message), lambda: self._on_lost_channel(worker))
         worker.channel = channel
         # Listed first: its "ready" may be read before the connection coroutine returns, and must find
         # it there to be given work.
@@ -364,60 +264,63 @@ class WorkerPool:
     # ---------------------------------------------------------------- scoring
 
     async def score(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
-                    deadline_s: float, stats: ItemStats | None = None) -> list[dict[str, Any]]:
-        """Score `items`; results in item order, `ScoreResult.to_dict()` shape.
+                    deadline_s: float) -> Scored:
+        """Score `items` within `deadline_s`: results in item order, and their metrics.
 
         Items not scored within their deadlines come back `timeout`; an item whose reference is invalid
-        comes back `{"status": INVALID_REFERENCE, "error": message}`, unscored. The metrics of the items
-        are added to `stats`. Raises PoolOverloaded when the queue would pass its limit and
-        PoolUnavailable when not ready.
+        comes back `{"status": INVALID_REFERENCE, "error": message}`, unscored. Raises PoolOverloaded when
+        the queue would pass its limit and PoolUnavailable when not ready.
         """
         if not self.ready:
             raise PoolUnavailable(self._failure or "worker pool is not ready")
         if not items:
-            return []
-        if self._queued + len(items) > self._max_queued:
+            return Scored([], ItemStats())
+        if self._queue.queued + len(items) > self._max_queued:
             raise PoolOverloaded(self.retry_after_s())
         loop = asyncio.get_running_loop()
-        job = _Job(items, config, explain, loop.create_future(), stats)
-        self._jobs.add(job)
-        for start, stop in chunk_bounds(len(items), self._size, self._chunk_items):
-            self._queue.append(_Chunk(job, list(range(start, stop))))
-        self._queued += len(items)
+        future: asyncio.Future[None] = loop.create_future()
+        job = Job(items, config, explain, lambda: self._job_done(job, future))
+        self._queue.add(job)
         job.timer = loop.call_later(deadline_s, self._expire, job, deadline_s)
         self._dispatch()
         try:
-            await job.future
+            await future
         except asyncio.CancelledError:
             # The caller gave up (client gone): drop what is still queued; running chunks are short.
-            self._finish(job)
-            self._drop_queued(job)
+            self._queue.drop(job)
+            self._queue.finish(job)
             raise
-        return job.results  # type: ignore[return-value]  # every slot is filled when the future is done
+        return Scored(job.results, job.stats)  # type: ignore[arg-type]  # every slot is filled when done
+
+    @staticmethod
+    def _job_done(job: Job, future: asyncio.Future[None]) -> None:
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        if not future.done():
+            future.set_result(None)
 
     def _dispatch(self) -> None:
         """Hand queued chunks to ready workers: every idle worker first, then each a next chunk."""
-        while self._queue:
+        while len(self._queue):
             worker = None
             for w in self._workers:
                 if w.ready and len(w.chunks) < _DEPTH and (worker is None or len(w.chunks) < len(worker.chunks)):
                     worker = w
             if worker is None:
                 return
-            chunk = self._queue.popleft()  # never of a finished job: finishing early drops them
-            self._queued -= len(chunk.positions)
+            chunk = self._queue.pop()
+            assert chunk is not None
             self._send(worker, chunk)
 
-    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
+    def _send(self, worker: _Worker, chunk: Chunk) -> None:
         assert worker.channel is not None
         self._seq += 1
         chunk.seq = self._seq
-        job = chunk.job
-        items = [job.items[p] for p in chunk.positions]
         worker.chunks.append(chunk)
         if len(worker.chunks) == 1:
             self._start_clock(worker)
-        worker.channel.send(pickle.dumps((chunk.seq, job.config_id, job.config_dict, job.explain, items), PICKLE))
+        worker.channel.send(encode(chunk.message()))
 
     def _start_clock(self, worker: _Worker) -> None:
         """The worker's first chunk is due from now, even before the worker starts its first item."""
@@ -433,13 +336,13 @@ class WorkerPool:
             self._lost(worker, "crash", "error", "scoring process sent garbage")
             return
         kind = message[0]
-        if kind == "done" or kind == "part":
-            self._on_results(worker, kind == "done", *message[1:])
-        elif kind == "ready":
+        if kind in (DONE, PART):
+            self._on_results(worker, kind == DONE, *message[1:])
+        elif kind == READY:
             worker.ready = True
             self._ready_changed.set()
             self._dispatch()
-        elif kind == "failed":
+        elif kind == FAILED:
             self._failure = message[1]
             log.error("scoring process could not start: %s", message[1])
             self._detach(worker)
@@ -456,14 +359,7 @@ class WorkerPool:
         if not worker.chunks or worker.chunks[0].seq != seq:
             return
         chunk = worker.chunks[0]
-        job = chunk.job
-        if not job.done:
-            for position, result in zip(chunk.positions[offset:offset + len(results)], results, strict=True):
-                job.results[position] = result
-            job.remaining -= len(results)
-            if job.stats is not None:
-                job.stats.merge(stats)
-        chunk.reported = offset + len(results)
+        self._queue.record(chunk, offset, results, stats)
         if not done:
             return
         if worker.timer is not None:
@@ -474,8 +370,7 @@ class WorkerPool:
         self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk.positions)))
         if worker.chunks:
             self._start_clock(worker)
-        if not job.done and job.remaining == 0:
-            self._finish(job)
+        self._queue.complete(chunk)
         self._dispatch()
 
     # ---------------------------------------------------------------- deadlines and lost workers
@@ -487,16 +382,16 @@ class WorkerPool:
         if not worker.chunks or worker.chunks[0].seq != seq:
             return
         chunk = worker.chunks[0]
-        progress = worker.progress
-        started = progress[2]
-        running, index = progress[0], int(progress[1])
-        if running < seq:  # no item of this chunk started yet (a fresh worker's progress is all zero)
+        reading = worker.progress.read()
+        if reading is not None and reading[0] < seq:  # no item of this chunk started yet (a fresh worker reads 0)
             started, index = chunk.due_from, -1
-        elif progress[2] != started or started == 0.0 or running > seq or index == IDLE:
+        elif reading is None or reading[0] > seq or reading[1] == Progress.IDLE:
             # Moving to the next item right now, or done with this chunk and its results on their way (the
             # worker tags progress with the chunk's number; chunks run in the order sent): look again soon.
             worker.timer = self._loop.call_later(min(0.01, self._item_deadline), self._check_item, worker, seq)
             return
+        else:
+            _, index, started = reading
         due = started + self._item_deadline
         now = time.monotonic()
         if now < due:
@@ -510,50 +405,25 @@ class WorkerPool:
     def _lost(self, worker: _Worker, reason: str, status: str, message: str, index: int | None = None) -> None:
         """A worker was killed or died: replace it, settle its current chunk and queue its next ones again."""
         if index is None:
-            progress = worker.progress
-            index = int(progress[1]) if worker.chunks and progress[0] == worker.chunks[0].seq else -1
+            index = worker.current_index()
         if reason == "crash":
             log.error("scoring process died", extra={"fields": {"pid": worker.process.pid}})
         current = self._evict(worker, reason)
-        if current is not None and not current.job.done:
-            self._settle(current, index, status, message)
+        if current is not None:
+            self._queue.settle(current, index, status, message)
         self._dispatch()
 
-    def _evict(self, worker: _Worker, reason: str) -> _Chunk | None:
+    def _evict(self, worker: _Worker, reason: str) -> Chunk | None:
         """Kill and replace `worker`. The chunks it held but had not started go back to the front of the
         queue (nobody's fault); the one it was scoring is returned, for the caller to settle."""
         chunks = list(worker.chunks)
         worker.chunks.clear()
         self._replace(worker, reason)
         for later in reversed(chunks[1:]):
-            self._requeue(later)
+            self._queue.requeue(later)
         return chunks[0] if chunks else None
 
-    def _requeue(self, chunk: _Chunk) -> None:
-        """Queue a chunk that holds no reported item at the front: its items were dispatched once already."""
-        if chunk.positions and not chunk.job.done:
-            self._queue.appendleft(chunk)
-            self._queued += len(chunk.positions)
-
-    def _settle(self, chunk: _Chunk, index: int, status: str, message: str) -> None:
-        """Blame the item that was running (if any), and queue the chunk's other items again."""
-        job = chunk.job
-        index = index - chunk.reported if index >= 0 else -1  # negative: no item had started
-        positions = chunk.positions[chunk.reported:]
-        attempts = chunk.attempts
-        if 0 <= index < len(positions):
-            self._unscored(job, [positions[index]], status, message)
-            positions = positions[:index] + positions[index + 1:]
-        else:  # no item to blame: the chunk itself counts a lost attempt
-            attempts += 1
-        if positions and attempts >= _MAX_ATTEMPTS:
-            self._unscored(job, positions, "error", "scoring process lost too often", retryable=True)
-        else:
-            self._requeue(_Chunk(job, positions, attempts))
-        if job.remaining == 0:
-            self._finish(job)
-
-    def _expire(self, job: _Job, deadline_s: float) -> None:
+    def _expire(self, job: Job, deadline_s: float) -> None:
         """Request deadline: stop every worker busy with this job and answer the rest `timeout`."""
         job.timer = None
         if job.done:
@@ -561,34 +431,5 @@ class WorkerPool:
         for worker in [w for w in self._workers if w.chunks and w.chunks[0].job is job]:
             self._evict(worker, "request_deadline")
         # A chunk of this job waiting behind another job's in a worker is scored and its results dropped.
-        self._drop_queued(job)
-        self._fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed", retryable=True)
+        self._queue.fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed", retryable=True)
         self._dispatch()
-
-    def _drop_queued(self, job: _Job) -> None:
-        kept = deque(c for c in self._queue if c.job is not job)
-        self._queued = sum(len(c.positions) for c in kept)
-        self._queue = kept
-
-    def _fail_unfinished(self, job: _Job, status: str, message: str, *, retryable: bool = False) -> None:
-        self._unscored(job, [p for p, r in enumerate(job.results) if r is None], status, message,
-                       retryable=retryable)
-        self._finish(job)
-
-    def _unscored(self, job: _Job, positions: list[int], status: str, message: str, *,
-                  retryable: bool = False) -> None:
-        for position in positions:
-            result = ScoreResult.unscored(status, message, retryable=retryable).to_dict()
-            job.results[position] = result
-            if job.stats is not None:
-                job.stats.add(task_label(job.items[position][1]), result)
-        job.remaining -= len(positions)
-
-    def _finish(self, job: _Job) -> None:
-        job.done = True
-        self._jobs.discard(job)
-        if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
-        if not job.future.done():
-            job.future.set_result(None)

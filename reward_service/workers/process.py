@@ -1,4 +1,4 @@
-"""The code that runs inside a scoring worker process (the pool that drives it is workers.py).
+"""The code that runs inside a scoring worker process (the pool that drives it is pool.py).
 
 A worker loads the scorer, says "ready", then scores the chunks it is sent, one item after another,
 writing each item's index and start time to a shared array the service watches for deadlines. A slow
@@ -19,15 +19,10 @@ from typing import Any
 
 from reward_service.scoring import ReferenceError, RewardConfig, ScoreResult, validate_reference
 from reward_service.service.item_stats import ItemStats, task_label
+from reward_service.workers.protocol import DONE, FAILED, INVALID_REFERENCE, PART, READY, Progress, WorkItem, encode
 
-WorkItem = tuple[str, Any, "int | None"]  # completion, reference (JSON object, validated by the worker), num_tokens
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
 
-PICKLE = pickle.HIGHEST_PROTOCOL
-IDLE = -1.0  # progress index written by a worker after its chunk's last item
-# The status of an item whose reference is invalid. It never leaves the service: the request is answered
-# 422 naming the item (api.md). References are validated here, once, not in the service process too.
-INVALID_REFERENCE = "invalid_reference"
 _FLUSH_S = 0.05  # a chunk running longer than this sends the results it has so far
 
 
@@ -52,7 +47,7 @@ def _exit_when_orphaned() -> None:
 
 
 def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[WorkItem], config: RewardConfig,
-                 explain: bool, progress: Any) -> None:
+                 explain: bool, progress: Progress) -> None:
     """Score a chunk and send its results: all at the end, or in parts when the chunk is slow, so that
     a deadline or a kill later in the chunk never loses the items already scored."""
     results: list[dict[str, Any]] = []
@@ -60,16 +55,12 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     clock = time.monotonic
     offset = 0
     flush_at = clock() + _FLUSH_S
-    # The rollouts of a group arrive sharing one reference object (see workers.share_references): validate
+    # The rollouts of a group arrive sharing one reference object (see protocol.share_references): validate
     # it once for them all, and hand the scorer the validated Reference (or the ReferenceError).
     validated: dict[int, Any] = {}
     for index, (completion, reference, num_tokens) in enumerate(items):
-        # Start time zeroed, then chunk and index, then the start time: the service reads the start time
-        # before and after the other two, and trusts them only when it saw the same non-zero value twice.
-        progress[2] = 0.0
-        progress[0] = seq
-        progress[1] = index
-        progress[2] = started = clock()
+        started = clock()
+        progress.begin(seq, index, started)
         ref = validated.get(id(reference))
         if ref is None:
             try:
@@ -89,15 +80,15 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             stats.add(task_label(reference), result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
-            conn.send_bytes(pickle.dumps(("part", seq, offset, results, stats), PICKLE))
+            conn.send_bytes(encode((PART, seq, offset, results, stats)))
             offset += len(results)
             results, stats = [], ItemStats()
             flush_at = now + _FLUSH_S
-    progress[1] = IDLE
-    conn.send_bytes(pickle.dumps(("done", seq, offset, results, stats), PICKLE))
+    progress.idle()
+    conn.send_bytes(encode((DONE, seq, offset, results, stats)))
 
 
-def worker_main(conn: Connection, progress: Any, scorer_path: str) -> None:
+def worker_main(conn: Connection, progress: Progress, scorer_path: str) -> None:
     # ^C in a terminal reaches the whole process group; the service drains on it and still needs its
     # workers, so SIGINT is ignored. A SIGTERM (a group-wide stop, or multiprocessing's cleanup at
     # exit) ends an idle worker at once and a busy one after its chunk, whose results are then sent.
@@ -117,10 +108,10 @@ def worker_main(conn: Connection, progress: Any, scorer_path: str) -> None:
         try:
             scorer = load_scorer(scorer_path)
         except Exception as exc:
-            conn.send_bytes(pickle.dumps(("failed", f"cannot load scorer {scorer_path!r}: {exc!r}")))
+            conn.send_bytes(encode((FAILED, f"cannot load scorer {scorer_path!r}: {exc!r}")))
             return
         configs: dict[str, RewardConfig] = {}
-        conn.send_bytes(pickle.dumps(("ready",)))
+        conn.send_bytes(encode((READY,)))
         while True:
             task = pickle.loads(conn.recv_bytes())
             if task is None:

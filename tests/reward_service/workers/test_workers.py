@@ -12,7 +12,8 @@ import pytest
 from service_fixtures import GOOD, MC_REF, NUM_REF, SLOW_SCORER
 
 from reward_service.scoring import RewardConfig
-from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool, chunk_bounds
+from reward_service.workers.jobs import chunk_bounds
+from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
 
 CONFIG = RewardConfig.build()
 
@@ -57,7 +58,7 @@ def test_a_stuck_item_is_killed_replaced_and_answered_timeout():
         pids = {w.process.pid for w in pool._workers}
         items = [*ok_items(6), ("STUCK forever", MC_REF, None), *ok_items(6, "b")]
         start = time.monotonic()
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         elapsed = time.monotonic() - start
         assert elapsed < 3.0  # the item deadline (0.5 s) stopped it, not the request deadline
         stuck = results[6]
@@ -75,7 +76,7 @@ def test_a_stuck_item_is_killed_replaced_and_answered_timeout():
         while alive(killed):
             assert time.monotonic() < deadline, "the stuck worker is still alive"
             await asyncio.sleep(0.05)
-        again = await pool.score(ok_items(4), CONFIG, False, 30.0)
+        again = (await pool.score(ok_items(4), CONFIG, False, 30.0)).results
         assert [r["status"] for r in again] == ["ok"] * 4
 
     run(body, item_deadline_s=0.5)
@@ -84,7 +85,7 @@ def test_a_stuck_item_is_killed_replaced_and_answered_timeout():
 def test_a_worker_that_dies_costs_only_its_item():
     async def body(pool, restarts):
         items = [*ok_items(5), ("CRASH now", MC_REF, None), *ok_items(5, "b")]
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         assert results[5]["status"] == "error" and results[5]["mask"] and results[5]["reward"] is None
         assert [r["status"] for i, r in enumerate(results) if i != 5] == ["ok"] * 10
         assert restarts == ["crash"]
@@ -95,7 +96,7 @@ def test_a_worker_that_dies_costs_only_its_item():
 
 def test_a_scorer_exception_is_an_error_item_without_a_restart():
     async def body(pool, restarts):
-        results = await pool.score([*ok_items(2), ("RAISE please", MC_REF, None)], CONFIG, False, 30.0)
+        results = (await pool.score([*ok_items(2), ("RAISE please", MC_REF, None)], CONFIG, False, 30.0)).results
         assert [r["status"] for r in results] == ["ok", "ok", "error"]
         assert "RuntimeError" in results[2]["diagnostics"]["error"]
         assert restarts == []
@@ -107,7 +108,7 @@ def test_the_request_deadline_stops_the_rest_and_keeps_what_was_done():
     async def body(pool, restarts):
         items = [(f"SLEEP 0.3 <answer>{i}</answer>", NUM_REF | {"answer": float(i)}, None) for i in range(1, 9)]
         start = time.monotonic()
-        results = await pool.score(items, CONFIG, False, 1.0)
+        results = (await pool.score(items, CONFIG, False, 1.0)).results
         elapsed = time.monotonic() - start
         assert 0.9 < elapsed < 2.0
         statuses = [r["status"] for r in results]
@@ -120,7 +121,7 @@ def test_the_request_deadline_stops_the_rest_and_keeps_what_was_done():
                 assert r["mask"] and r["reward"] is None and "request deadline" in r["diagnostics"]["error"]
         assert set(restarts) == {"request_deadline"}
         await wait_workers(pool, 2)
-        assert [r["status"] for r in await pool.score(ok_items(3), CONFIG, False, 5.0)] == ["ok"] * 3
+        assert [r["status"] for r in (await pool.score(ok_items(3), CONFIG, False, 5.0)).results] == ["ok"] * 3
 
     run(body, item_deadline_s=5.0)
 
@@ -131,7 +132,7 @@ def test_items_scored_before_a_kill_in_the_same_chunk_are_kept():
                  ("SLEEP 0.1 <answer>2</answer>", NUM_REF | {"answer": 2.0}, None),
                  ("STUCK", MC_REF, None),
                  ("<answer>3</answer>", NUM_REF | {"answer": 3.0}, None)]
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         assert [r["status"] for r in results] == ["ok", "ok", "timeout", "ok"]
         assert restarts == ["item_deadline"]
 
@@ -143,7 +144,7 @@ def test_the_next_chunk_a_killed_worker_held_is_scored_by_its_replacement():
     # stuck item; the item after it and the whole next chunk are scored after all, by the replacement.
     async def body(pool, restarts):
         items = [("STUCK", MC_REF, None), *ok_items(4)]
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         assert [r["status"] for r in results] == ["timeout", "ok", "ok", "ok", "ok"]
         assert [r["reward"] for r in results[1:]] == [2.0] * 4
         assert restarts == ["item_deadline"]
@@ -155,7 +156,7 @@ def test_the_next_chunk_a_killed_worker_held_is_scored_by_its_replacement():
 def test_a_worker_that_dies_with_a_next_chunk_loses_only_its_item():
     async def body(pool, restarts):
         items = [*ok_items(1), ("CRASH now", MC_REF, None), *ok_items(3, "b")]
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         assert [r["status"] for r in results] == ["ok", "error", "ok", "ok", "ok"]
         assert restarts == ["crash"]
 
@@ -166,7 +167,7 @@ def test_items_of_a_chunk_outlive_any_number_of_blamed_neighbours():
     # Each crash is blamed on its own item; the innocent item sharing their chunk is scored in the end.
     async def body(pool, restarts):
         items = [("CRASH now", MC_REF, None)] * 3 + ok_items(5)  # the first chunk: three crashes and an ok
-        results = await pool.score(items, CONFIG, False, 30.0)
+        results = (await pool.score(items, CONFIG, False, 30.0)).results
         assert [r["status"] for r in results] == ["error"] * 3 + ["ok"] * 5
         assert restarts == ["crash"] * 3
 
@@ -180,8 +181,8 @@ def test_a_request_deadline_spares_the_other_request_whose_chunk_its_worker_held
         a = asyncio.ensure_future(pool.score([("SLEEP 5 <answer>B</answer>", MC_REF, None)], CONFIG, False, 0.5))
         await asyncio.sleep(0.05)
         b = asyncio.ensure_future(pool.score(ok_items(1), CONFIG, False, 30.0))
-        assert (await a)[0]["status"] == "timeout"
-        assert [r["status"] for r in await b] == ["ok"]
+        assert (await a).results[0]["status"] == "timeout"
+        assert [r["status"] for r in (await b).results] == ["ok"]
         assert restarts == ["request_deadline"]
 
     run(body, workers=1, item_deadline_s=10.0)
@@ -195,14 +196,14 @@ def test_a_request_that_expires_while_its_chunk_waits_in_a_worker_leaves_the_wor
         a = asyncio.ensure_future(pool.score([("SLEEP 0.6 <answer>B</answer>", MC_REF, None)], CONFIG, False, 30.0))
         await asyncio.sleep(0.05)
         start = time.monotonic()
-        b = await pool.score(ok_items(1), CONFIG, False, 0.2)
+        b = (await pool.score(ok_items(1), CONFIG, False, 0.2)).results
         assert time.monotonic() - start < 0.5
         assert b[0]["status"] == "timeout" and "request deadline" in b[0]["diagnostics"]["error"]
-        assert [r["status"] for r in await a] == ["ok"]
+        assert [r["status"] for r in (await a).results] == ["ok"]
         assert restarts == []
         await asyncio.sleep(0.1)
         assert pool.inflight_items == 0 and pool.queued_items == 0
-        assert [r["status"] for r in await pool.score(ok_items(2), CONFIG, False, 5.0)] == ["ok", "ok"]
+        assert [r["status"] for r in (await pool.score(ok_items(2), CONFIG, False, 5.0)).results] == ["ok", "ok"]
 
     run(body, workers=1, item_deadline_s=10.0)
 
@@ -211,10 +212,10 @@ def test_results_stay_in_item_order_across_chunks_and_workers():
     async def body(pool, restarts):
         for n in (1, 7, 64, 333):
             items = ok_items(n)
-            results = await pool.score(items, CONFIG, False, 30.0)
+            results = (await pool.score(items, CONFIG, False, 30.0)).results
             assert [r["components"]["answer"] for r in results] == [1.0] * n
             assert all(r["reward"] == 2.0 for r in results)
-        plain = await pool.score([(GOOD, MC_REF, 400)], CONFIG, False, 30.0)
+        plain = (await pool.score([(GOOD, MC_REF, 400)], CONFIG, False, 30.0)).results
         assert plain[0]["components"]["length"] == 1.0
 
     run(body, chunk_items=16)
@@ -230,7 +231,7 @@ def test_more_queued_items_than_the_limit_is_refused():
         with pytest.raises(PoolOverloaded) as refused:
             await pool.score(ok_items(3), CONFIG, False, 30.0)
         assert refused.value.retry_after_s >= 1
-        assert [r["status"] for r in await first] == ["ok"] * 4
+        assert [r["status"] for r in (await first).results] == ["ok"] * 4
 
     run(body, workers=1, chunk_items=1, max_queued_items=4)
 
@@ -243,7 +244,7 @@ def test_close_stops_a_stuck_worker_and_answers_its_items():
         job = asyncio.ensure_future(pool.score([("STUCK", MC_REF, None)], CONFIG, False, 60.0))
         await asyncio.sleep(0.2)
         await pool.close(grace_s=0.5)
-        result = (await job)[0]
+        result = (await job).results[0]
         assert result["status"] == "error" and "shutting down" in result["diagnostics"]["error"]
         deadline = time.monotonic() + 5
         while alive(pid):
