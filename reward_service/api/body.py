@@ -54,11 +54,10 @@ def invalid(message: str, issues: list[tuple[list[str | int], str, str]]) -> Inv
     return InvalidRequest(message, detail=detail)
 
 
-def check_references(errors: list[tuple[int, str]], loc: Callable[[int], list[str | int]],
-                     name: Callable[[int], str]) -> None:
-    """422 for the invalid references the workers found (`Batch.reference_errors()`): every such item,
-    at `loc(index)`, and the first named by `name(index)` in the message."""
-    if errors:
-        first, message = errors[0]
-        raise invalid(f"{name(first)}: invalid reference: {message}",
-                      [(loc(i), msg, "invalid_reference") for i, msg in errors])
+def invalid_references(errors: list[tuple[int, str]], loc: Callable[[int], list[str | int]],
+                       name: Callable[[int], str]) -> InvalidRequest:
+    """The 422 for invalid references (`pipeline.InvalidReferences`): every such item at `loc(index)`,
+    the first named by `name(index)` in the message."""
+    first, message = errors[0]
+    return invalid(f"{name(first)}: invalid reference: {message}",
+                   [(loc(i), msg, "invalid_reference") for i, msg in errors])

@@ -20,6 +20,13 @@ from reward_service.graph import GraphError, RelationGraph, frame_number, read_g
 TASK_TYPES = ("multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou")
 OPTION_LETTERS = "ABCDEFGHIJ"
 MAX_TRACK_FRAMES = 256
+# api.md: a reference nested deeper than 64 levels (the reference object itself is level 1) or over 1 MiB
+# of JSON is invalid, extra keys included. Unbounded, a deep one broke pickle on its way to a worker.
+MAX_REFERENCE_DEPTH = 64
+MAX_REFERENCE_BYTES = 1 << 20
+# A JSON string takes at most 6 bytes per character (\u00XX) plus its quotes and a separator; a number,
+# true, false or null at most 25 bytes: over these sums the exact size is measured.
+_STRING_BYTES, _SCALAR_BYTES = 6, 25
 
 
 class ReferenceError(ValueError):
@@ -128,11 +135,50 @@ class Reference(BaseModel):
         return graph if isinstance(graph, RelationGraph) else None
 
 
+def reference_bounds_error(reference: Any) -> str | None:
+    """Why `reference` (parsed JSON) is over api.md's bounds of depth and size, or None when it is not.
+
+    One walk over its lists and objects, iterative (no recursion to exhaust); the exact size is only
+    measured when a cheap upper bound of it passes the limit. About 10 us for a graph reference of 40
+    nodes."""
+    stack: list[tuple[Any, int]] = [(reference, 1)]
+    estimate = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_REFERENCE_DEPTH:
+            return f"reference: nested deeper than {MAX_REFERENCE_DEPTH} levels"
+        if type(value) is dict:
+            for key in value:
+                estimate += _STRING_BYTES * len(key) + 4
+            values: Any = value.values()
+        else:
+            values = value
+        for child in values:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is str:
+                estimate += _STRING_BYTES * len(child) + 3
+            else:
+                estimate += _SCALAR_BYTES
+    if estimate > MAX_REFERENCE_BYTES:
+        try:
+            size = len(orjson.dumps(reference))
+        except TypeError:  # not JSON (an integer past 64 bits): the model names the field
+            return None
+        if size > MAX_REFERENCE_BYTES:
+            return f"reference: {size} bytes of JSON, over the limit of {MAX_REFERENCE_BYTES}"
+    return None
+
+
 def _validate(reference: Any) -> Reference:
     if isinstance(reference, Reference):
         return reference
     if not isinstance(reference, Mapping):
         raise ReferenceError("reference: must be an object")
+    bounds = reference_bounds_error(reference)
+    if bounds is not None:
+        raise ReferenceError(bounds)
     try:
         return Reference.model_validate(reference)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from reward_service.scoring import RewardConfig
-from reward_service.scoring.reference import canonical_json
+from reward_service.scoring.reference import canonical_json, reference_bounds_error
 from reward_service.service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
 from reward_service.service.errors import Overloaded, Unavailable
 from reward_service.service.item_stats import ItemStats, task_label
@@ -48,6 +48,30 @@ def build_cache(settings: Settings, metrics: ServiceMetrics) -> Cache | None:
         fault_log_interval_s=settings.fault_log_interval_s,
         on_fault=lambda operation, kind: metrics.cache_faults.labels(operation, kind).inc(),
     )
+
+
+class InvalidReferences(Exception):
+    """Items whose reference is invalid, as (index, message) in item order: the request is the client's
+    bug, answered 422 naming each (the route says where the items are in its body)."""
+
+    def __init__(self, errors: list[tuple[int, str]]) -> None:
+        super().__init__(errors[0][1])
+        self.errors = errors
+
+
+def bounds_errors(items: Sequence[WorkItem]) -> list[tuple[int, str]]:
+    """(index, message) of the items whose reference is over api.md's bounds of depth and size, each
+    reference object checked once (a group's items share one: `share_references`)."""
+    checked: dict[int, str | None] = {}
+    errors = []
+    for i, (_, reference, _) in enumerate(items):
+        key = id(reference)
+        if key not in checked:
+            checked[key] = reference_bounds_error(reference)
+        message = checked[key]
+        if message is not None:
+            errors.append((i, message))
+    return errors
 
 
 @dataclass
@@ -144,14 +168,22 @@ class RewardService:
 
     async def score(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool, started: float) -> Batch:
         """Answer `items` from the cache and the workers, within the request deadline counted from
-        `started` (monotonic clock). Invalid references come back in `Batch.reference_errors()`."""
+        `started` (monotonic clock). Raises InvalidReferences: for a reference over the bounds of depth
+        and size before any work is queued, for one the workers found invalid once the others are scored."""
+        items = share_references(items)
+        errors = bounds_errors(items)
+        if errors:
+            raise InvalidReferences(errors)
         batch = await self.lookup(items, config, explain)
         await self.complete(batch, started + self.settings.request_deadline_s)
+        errors = batch.reference_errors()
+        if errors:
+            raise InvalidReferences(errors)
         return batch
 
     async def lookup(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool) -> Batch:
-        """Fill the batch's results from the cache; a cache fault only means every item is a miss."""
-        items = share_references(items)
+        """Fill the batch's results from the cache; a cache fault only means every item is a miss.
+        `items` share their equal references (`share_references`)."""
         batch = Batch(items, config, explain, [None] * len(items), [False] * len(items))
         if self.cache is None or not items:
             return batch

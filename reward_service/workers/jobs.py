@@ -12,7 +12,7 @@ from typing import Any
 
 from reward_service.scoring import RewardConfig, ScoreResult
 from reward_service.service.item_stats import ItemStats, task_label
-from reward_service.workers.protocol import WorkItem
+from reward_service.workers.protocol import WorkItem, encode
 
 MAX_ATTEMPTS = 3  # a chunk lost this often with no item to blame has its items answered "error"
 LEAST_ITEMS = 2  # items in a chunk, but for a batch's last one
@@ -159,6 +159,22 @@ class JobQueue:
             self.requeue(Chunk(job, positions, attempts))
         if job.remaining == 0:
             self.finish(job)
+
+    def without_unsendable(self, chunk: Chunk) -> Chunk | None:
+        """The chunk less the items that cannot be pickled, which are answered `error` (their own fault):
+        one such item must not cost the others of its chunk, or its worker, anything."""
+        job = chunk.job
+        bad = []
+        for position in chunk.positions:
+            try:
+                encode(job.items[position])
+            except Exception:  # RecursionError, PicklingError, ...: whatever pickle refuses
+                bad.append(position)
+        job.unscored(bad, "error", "the item cannot be sent to a scoring process")
+        rest = [p for p in chunk.positions if p not in bad]
+        if job.remaining == 0:
+            self.finish(job)
+        return Chunk(job, rest, chunk.attempts) if rest else None
 
     def fail_unfinished(self, job: Job, status: str, message: str, *, retryable: bool = False) -> None:
         """Answer every item of `job` still without a result `status`, and finish it."""

@@ -317,10 +317,19 @@ class WorkerPool:
         assert worker.channel is not None
         self._seq += 1
         chunk.seq = self._seq
+        try:
+            payload = encode(chunk.message())
+        except Exception:
+            rest = self._queue.without_unsendable(chunk)
+            if rest is None:
+                return
+            chunk = rest
+            chunk.seq = self._seq
+            payload = encode(chunk.message())
         worker.chunks.append(chunk)
         if len(worker.chunks) == 1:
             self._start_clock(worker)
-        worker.channel.send(encode(chunk.message()))
+        worker.channel.send(payload)
 
     def _start_clock(self, worker: _Worker) -> None:
         """The worker's first chunk is due from now, even before the worker starts its first item."""

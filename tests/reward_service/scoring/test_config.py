@@ -68,3 +68,15 @@ def test_reference_cache_does_not_confuse_null_and_nan():
     assert validate_reference(good).graph_scale is None
     with pytest.raises(ReferenceError):
         validate_reference({**good, "graph_scale": float("nan")})
+
+
+def test_a_reference_is_bounded_in_depth_and_size_extra_keys_included():
+    def nested(depth):
+        return json.loads("[" * depth + "]" * depth)
+
+    base = {"task_type": "multiple_choice", "answer": "B"}
+    assert validate_reference({**base, "x": nested(63)}).answer == "B"  # 64 levels with the reference itself
+    with pytest.raises(ReferenceError, match="deeper than 64"):
+        validate_reference({**base, "x": nested(64)})
+    with pytest.raises(ReferenceError, match="over the limit"):
+        validate_reference({**base, "question": "x" * (1 << 20)})

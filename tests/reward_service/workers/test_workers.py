@@ -266,3 +266,17 @@ def test_chunks_cover_every_item_once_and_shrink(n, workers, most):
     assert sizes == sorted(sizes, reverse=True)
     if n >= 2 * workers and most >= 2:
         assert len(bounds) >= workers  # every worker gets a share
+
+
+def test_an_item_pickle_cannot_carry_is_answered_error_and_costs_its_chunk_nothing():
+    # The service bounds references before queueing; should anything still fail to pickle, only that
+    # item is answered (its own fault: not retryable) and its chunk's other items are scored.
+    async def body(pool, restarts):
+        unsendable = (GOOD, {**MC_REF, "x": lambda: 0}, None)
+        results = (await pool.score([*ok_items(2), unsendable, *ok_items(2, "b")], CONFIG, False, 30.0)).results
+        assert [r["status"] for r in results] == ["ok", "ok", "error", "ok", "ok"]
+        assert "cannot be sent" in results[2]["diagnostics"]["error"]
+        assert results[2]["diagnostics"]["retryable"] is False
+        assert restarts == []
+
+    run(body, workers=1)

@@ -1,0 +1,78 @@
+"""Inputs found by probing the service as an attacker would (issue 11): each is answered as api.md
+says, before any work is queued where it can be, and never costs another client anything."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from service_fixtures import GOOD, MC_REF, in_process, item, settings
+
+
+@pytest.fixture(scope="module")
+def client():
+    with in_process(settings()) as c:
+        yield c
+
+
+def post(client, body, path="/v1/rewards", **headers):
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return client.post(path, content=content, headers={"content-type": "application/json", **headers})
+
+
+def metric_sum(client, name: str) -> float:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return sum(s.value for f in families for s in f.samples if s.name == name)
+
+
+def nested(depth: int) -> list:
+    return orjson.loads("[" * depth + "]" * depth)
+
+
+def deep_text(depth: int) -> str:
+    """JSON text of a list nested `depth` deep (past what orjson.dumps writes)."""
+    return "[" * depth + "]" * depth
+
+
+def assert_invalid_reference(response, loc):
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"]["code"] == "validation_error" and "invalid reference" in body["error"]["message"]
+    assert body["detail"][0]["loc"] == loc and body["detail"][0]["type"] == "invalid_reference"
+
+
+# -------------------------------------------------------------------- 1. deep or huge references
+
+
+def test_a_reference_nested_500_deep_in_an_extra_key_is_a_422_and_costs_no_worker(client):
+    restarts = metric_sum(client, "reward_service_worker_restarts_total")
+    # The issue's reproduction: {"items":[{"id":"a","completion":"x","reference":{..., "x": [[[...]]]}}]}
+    deep = orjson.dumps({**MC_REF, "x": 0}).replace(b'"x":0', b'"x":' + deep_text(500).encode())
+    body = b'{"items":[%s,{"id":"deep","completion":"x","reference":%s},%s]}' % (
+        orjson.dumps(item("a")), deep, orjson.dumps(item("c")))
+    response = post(client, body)
+    assert_invalid_reference(response, ["body", "items", 1, "reference"])
+    assert "deeper than 64" in response.json()["detail"][0]["msg"]
+    assert metric_sum(client, "reward_service_worker_restarts_total") == restarts
+    ok = post(client, {"items": [item("after")]})
+    assert ok.status_code == 200 and ok.json()["results"][0]["status"] == "ok"
+
+
+def test_a_reference_graph_nested_1000_deep_is_a_422(client):
+    reference = orjson.dumps(MC_REF)[:-1] + b',"graph":{"nodes":%s}}' % deep_text(1000).encode()
+    response = post(client, b'{"items":[{"id":"g","completion":"x","reference":%s}]}' % reference)
+    assert_invalid_reference(response, ["body", "items", 0, "reference"])
+
+
+def test_a_deep_openrlhf_label_is_a_422(client):
+    label = orjson.dumps(MC_REF).decode()[:-1] + ',"x":' + deep_text(500) + "}"
+    response = post(client, {"query": ["p" + GOOD], "prompts": ["p"], "labels": [label]}, "/get_reward")
+    assert_invalid_reference(response, ["body", "labels", 0])
+
+
+def test_a_reference_over_1_mib_is_a_422_and_64_levels_are_fine(client):
+    big = {**MC_REF, "question": "x" * (1 << 20)}
+    assert_invalid_reference(post(client, {"items": [item("big", GOOD, big)]}), ["body", "items", 0, "reference"])
+    at_limit = {**MC_REF, "x": nested(63)}  # the reference object is level 1
+    response = post(client, {"items": [item("ok", GOOD, at_limit)]})
+    assert response.status_code == 200 and response.json()["results"][0]["reward"] == 2.0
