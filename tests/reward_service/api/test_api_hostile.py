@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from service_fixtures import GOOD, MC_REF, in_process, item, settings
+from service_fixtures import GOOD, MC_REF, WRONG, in_process, item, settings
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,27 @@ def test_a_reference_over_1_mib_is_a_422_and_64_levels_are_fine(client):
     at_limit = {**MC_REF, "x": nested(63)}  # the reference object is level 1
     response = post(client, {"items": [item("ok", GOOD, at_limit)]})
     assert response.status_code == 200 and response.json()["results"][0]["reward"] == 2.0
+
+
+# -------------------------------------------------------------------- 2. weights that overflow
+
+
+@pytest.mark.parametrize("advantages", [None, "grpo"])
+def test_weights_that_can_overflow_the_total_are_a_422(client, advantages):
+    weights = dict.fromkeys(("format", "answer", "graph_node", "graph_edge", "length"), 1e308)
+    body = {"items": [item("a", group_id="g"), item("b", group_id="g")], "config": {"weights": weights}}
+    if advantages:
+        body["advantages"] = advantages
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "config"]
+    assert "weights." in response.json()["error"]["message"]
+
+
+def test_the_largest_weights_allowed_give_finite_rewards_and_advantages(client):
+    weights = dict.fromkeys(("format", "answer", "graph_node", "graph_edge", "length"), 1e6)
+    body = {"items": [item("a", group_id="g"), item("b", WRONG, group_id="g")],
+            "config": {"weights": weights}, "advantages": "grpo"}
+    results = post(client, body).json()["results"]
+    assert [r["reward"] for r in results] == [2e6, 1e6]
+    assert all(r["status"] == "ok" and abs(r["advantage"]) > 0.7 for r in results)

@@ -80,3 +80,18 @@ def test_a_reference_is_bounded_in_depth_and_size_extra_keys_included():
         validate_reference({**base, "x": nested(64)})
     with pytest.raises(ReferenceError, match="over the limit"):
         validate_reference({**base, "question": "x" * (1 << 20)})
+
+
+def test_a_weight_is_bounded_so_no_total_overflows():
+    assert RewardConfig.build({"weights": {"answer": 1e6}}).weights["answer"] == 1e6
+    with pytest.raises(ConfigError, match=r"weights\.answer"):
+        RewardConfig.build({"weights": {"answer": 1e308}})
+
+
+def test_no_scored_result_is_made_without_a_finite_reward():
+    from reward_service.scoring import ScoreResult
+
+    for reward in (None, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite reward"):
+            ScoreResult("ok", reward, {})
+    assert ScoreResult.unscored("error", "x").reward is None
