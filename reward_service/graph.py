@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MAX_FRAMES = 16
 MAX_NODES = 24
 MAX_COORD = 1e6
+EDGE_EPS = 1e-9  # edges shorter than this have no direction: section 3 leaves them out of the edge term
 _NAME_KEYS = ("name", "id", "label")
 _POS_KEYS = ("pos", "position", "center")
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -66,6 +67,19 @@ class RelationGraph:
     dynamic: bool
     # Work derived from the graph alone (the scorer's plan), kept with it: references are reused.
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def edge_defined(self) -> bool:
+        """Whether R_edge exists with this graph as the reference (reward-spec section 3): some frame has
+        two nodes at least 1e-9 apart. It depends on the graph alone, so a completion too large to parse
+        gets its 0 or null without the scorer's plan (and its compiled kernels) being built."""
+        defined = self.cache.get("edge_defined")
+        if defined is None:
+            defined = self.cache["edge_defined"] = any(
+                math.sqrt(sum((q - p) ** 2 for p, q in zip(a.pos, b.pos, strict=False))) >= EDGE_EPS
+                for nodes in self.frames.values() for i, a in enumerate(nodes) for b in nodes[i + 1:]
+            )
+        return bool(defined)
 
     def to_networkx(self, frame: int) -> nx.Graph:
         """One frame as a complete graph: nodes carry category and position, edges their distance."""

@@ -25,7 +25,9 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit
 
-EPS = 1e-9
+from reward_service.graph import EDGE_EPS
+
+EPS = EDGE_EPS  # the graph model's rule, so that `RelationGraph.edge_defined` agrees with these loops
 
 
 @njit(cache=True, nogil=True)

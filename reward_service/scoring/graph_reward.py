@@ -30,7 +30,6 @@ class _Plan:
     category_ids: dict[str, int]
     node_category: np.ndarray  # (N,) category id of each node
     relations: tuple[np.ndarray, ...]  # graph_kernels.reference_relations(...)
-    edge_defined: bool  # some frame has a pair of distinct nodes
 
 
 def _layout(graph: RelationGraph, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +56,7 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
     return _Plan(
         frames=frames, dim=pos.shape[1], scale=scale, pos=pos, offsets=offsets, sizes=sizes,
         category_ids=category_ids, node_category=np.array([category_ids[n.category] for n in nodes], np.int64),
-        relations=relations, edge_defined=len(relations[0]) > 0,
+        relations=relations,
     )
 
 
@@ -68,12 +67,6 @@ def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
         plan = _build_plan(graph, scale, angle_mode == "signed_planar")
         graph.cache[key] = plan
     return plan
-
-
-def edge_defined(graph: RelationGraph, scale: float | None, angle_mode: str) -> bool:
-    """Whether R_edge exists for this reference (some frame has two distinct nodes). That does not
-    depend on the angle mode; asking with the config's mode builds the one plan scoring will use."""
-    return _plan(graph, scale, angle_mode).edge_defined
 
 
 def _pick_frame(pred_frames: list[int], f: int, ref_static: bool) -> int:
@@ -125,7 +118,7 @@ def score_graph(
         frame_map, plan.scale, node_weighting == "gt",
     )
     edge = None
-    if plan.edge_defined:
+    if ref.edge_defined:
         edge = graph_kernels.edge_term(pos, matched, plan.relations, angle_mode == "signed_planar")
     correspondence: list[dict[str, Any]] = []
     if explain:

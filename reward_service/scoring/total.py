@@ -11,7 +11,7 @@ from reward_service.parsing.completion import parse_completion
 from reward_service.parsing.relaxed_json import RelaxedJSONError, TooDeepError, loads_relaxed
 from reward_service.scoring import choice, measures  # noqa: F401  (registers the answer scorers)
 from reward_service.scoring.config import DEFAULT_REWARD_CONFIG, RewardConfig
-from reward_service.scoring.graph_reward import edge_defined, score_graph
+from reward_service.scoring.graph_reward import score_graph
 from reward_service.scoring.reference import Reference, validate_reference
 from reward_service.scoring.registry import AnswerScore, answer_scorer
 from reward_service.scoring.result import ScoreResult
@@ -59,7 +59,7 @@ def _total(components: Mapping[str, float | None], config: RewardConfig) -> floa
 
 def _score(completion: str, ref: Reference, config: RewardConfig, num_tokens: int | None, explain: bool) -> ScoreResult:
     ref_graph = ref.relation_graph
-    graph_edge_exists = ref_graph is not None and edge_defined(ref_graph, ref.graph_scale, config.angle_mode)
+    graph_edge_exists = ref_graph is not None and ref_graph.edge_defined
     notes: list[str] = []
     diagnostics: dict[str, Any] = {"notes": notes}
     if len(completion) > config.max_completion_chars:

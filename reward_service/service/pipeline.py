@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from reward_service.scoring import RewardConfig
+from reward_service.scoring import ReferenceError as ScoringReferenceError
+from reward_service.scoring import RewardConfig, score
 from reward_service.scoring.reference import canonical_json, reference_bounds_error
 from reward_service.service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
 from reward_service.service.errors import Overloaded, Unavailable
@@ -216,14 +217,13 @@ class RewardService:
         return batch
 
     async def complete(self, batch: Batch, deadline_at: float) -> None:
-        """Score the misses in the workers (until the request deadline) and cache the scored ones.
+        """Score the misses (until the request deadline) and cache the scored ones.
 
-        References are validated in the workers: when one is invalid (`batch.reference_errors()`), the
-        request is the client's bug and is answered 422, so nothing of it is cached or counted."""
-        misses = batch.misses
-        if not misses:
-            self.metrics.merge_items(batch.stats)
-        else:
+        References are validated where the items are scored: when one is invalid
+        (`batch.reference_errors()`), the request is the client's bug and is answered 422, so nothing of
+        it is cached or counted."""
+        misses = self._score_oversize(batch)
+        if misses:
             remaining = max(0.001, deadline_at - time.monotonic())
             try:
                 scored = await self.pool.score([batch.items[i] for i in misses], batch.config, batch.explain,
@@ -235,14 +235,34 @@ class RewardService:
                 raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
             for i, result in zip(misses, scored.results, strict=True):
                 batch.results[i] = result
-            if any(r["status"] == INVALID_REFERENCE for r in scored.results):
-                return
             batch.stats.merge(scored.stats)
-            self.metrics.merge_items(batch.stats)
-            if self.cache is not None and batch.keys:
-                entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in misses
-                           if batch.keys[i] is not None and scored_ok(batch.results[i])]
-                await self.cache.set_many(entries)  # type: ignore[arg-type]
+        if batch.reference_errors():
+            return
+        self.metrics.merge_items(batch.stats)
+        if self.cache is not None and batch.keys:
+            entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in range(len(batch.items))
+                       if not batch.cached[i] and batch.keys[i] is not None and scored_ok(batch.results[i])]
+            await self.cache.set_many(entries)  # type: ignore[arg-type]
+
+    def _score_oversize(self, batch: Batch) -> list[int]:
+        """Answer here the misses whose completion is over `max_completion_chars`: the spec does not parse
+        them (`completion_too_large`), so they never travel to a worker (a 20 MB one used to spend its
+        item deadline in transfer). Returns the other misses."""
+        limit = batch.config.max_completion_chars
+        rest = []
+        for i in batch.misses:
+            completion, reference, num_tokens = batch.items[i]
+            if len(completion) <= limit:
+                rest.append(i)
+                continue
+            try:
+                result = score(completion, reference, batch.config, num_tokens, batch.explain).to_dict()
+            except ScoringReferenceError as exc:
+                batch.results[i] = {"status": INVALID_REFERENCE, "error": str(exc)}
+                continue
+            batch.results[i] = result
+            batch.stats.add(task_label(reference), result)
+        return rest
 
 
 def scored_ok(result: dict[str, Any] | None) -> bool:

@@ -64,7 +64,7 @@ class Job:
 class Chunk:
     """Consecutive items of one job, sent to a worker as one message."""
 
-    __slots__ = ("attempts", "due_from", "job", "positions", "reported", "seq")
+    __slots__ = ("attempts", "due_from", "job", "positions", "reported", "seq", "size")
 
     def __init__(self, job: Job, positions: list[int], attempts: int = 0) -> None:
         self.job = job
@@ -73,6 +73,7 @@ class Chunk:
         self.reported = 0  # results received so far, for the first `reported` positions
         self.seq = 0  # set when sent: the worker tags its progress and results with it
         self.due_from = 0.0  # when it became its worker's current chunk
+        self.size = 0  # bytes of its message, set when sent
 
     def message(self) -> tuple[Any, ...]:
         job = self.job

@@ -53,6 +53,10 @@ from reward_service.workers.protocol import DONE, FAILED, PART, READY, Progress,
 log = logging.getLogger("reward_service.workers")
 
 _DEPTH = 2  # chunks a worker holds: the one it scores and the next
+# A chunk's transfer and unpickling never count against its items' deadline: until its first item starts
+# the chunk is allowed the item deadline plus its size at this rate (a slow, loaded machine's, far below a
+# local socket's), after which a worker that has not started it counts as lost with nobody to blame.
+_SLOWEST_TRANSFER_BYTES_PER_S = 10e6
 
 
 class PoolUnavailable(Exception):
@@ -326,6 +330,7 @@ class WorkerPool:
             chunk = rest
             chunk.seq = self._seq
             payload = encode(chunk.message())
+        chunk.size = len(payload)
         worker.chunks.append(chunk)
         if len(worker.chunks) == 1:
             self._start_clock(worker)
@@ -393,7 +398,7 @@ class WorkerPool:
         chunk = worker.chunks[0]
         reading = worker.progress.read()
         if reading is not None and reading[0] < seq:  # no item of this chunk started yet (a fresh worker reads 0)
-            started, index = chunk.due_from, -1
+            started, index = chunk.due_from + chunk.size / _SLOWEST_TRANSFER_BYTES_PER_S, -1
         elif reading is None or reading[0] > seq or reading[1] == Progress.IDLE:
             # Moving to the next item right now, or done with this chunk and its results on their way (the
             # worker tags progress with the chunk's number; chunks run in the order sent): look again soon.

@@ -100,3 +100,21 @@ def test_the_largest_weights_allowed_give_finite_rewards_and_advantages(client):
     results = post(client, body).json()["results"]
     assert [r["reward"] for r in results] == [2e6, 1e6]
     assert all(r["status"] == "ok" and abs(r["advantage"]) > 0.7 for r in results)
+
+
+# -------------------------------------------------------------------- 3. completions over the limit
+
+
+def test_a_20_mb_completion_is_answered_completion_too_large_without_reaching_a_worker():
+    with in_process(settings(item_deadline_s=0.05, cache="off")) as client:
+        huge = "<think>" + "x" * 20_000_000 + "</think><answer>B</answer>"
+        response = post(client, {"items": [item("huge", huge), item("small")]})
+        assert response.status_code == 200, response.text
+        huge_result, small = response.json()["results"]
+        assert huge_result["status"] == "ok" and huge_result["reward"] == 0.0
+        assert huge_result["diagnostics"]["notes"] == ["completion_too_large"]
+        assert small["status"] == "ok" and small["reward"] == 2.0
+        assert metric_sum(client, "reward_service_worker_restarts_total") == 0
+        # Scored in the service process: the workers' per-item timing saw only the small item.
+        assert metric_sum(client, "reward_service_item_scoring_duration_seconds_count") == 1
+

@@ -280,3 +280,16 @@ def test_an_item_pickle_cannot_carry_is_answered_error_and_costs_its_chunk_nothi
         assert restarts == []
 
     run(body, workers=1)
+
+
+def test_the_transfer_of_a_big_chunk_does_not_count_against_its_items_deadline():
+    # Completions just under max_completion_chars, in characters of 4 UTF-8 bytes, make chunks of 32 MB:
+    # sending and unpickling one takes longer than this 30 ms item deadline, scoring any one item does not.
+    async def body(pool, restarts):
+        text = "\U0001d11e" * 262_000
+        items = [(f"<think>{i}{text}</think><answer>B</answer>", MC_REF, None) for i in range(64)]
+        results = (await pool.score(items, CONFIG, False, 60.0)).results
+        assert [r["status"] for r in results] == ["ok"] * 64
+        assert restarts == []
+
+    run(body, workers=1, item_deadline_s=0.03, chunk_items=64)
