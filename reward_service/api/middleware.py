@@ -14,7 +14,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reward_service.service.errors import PayloadTooLarge, error_body
+from reward_service.service.errors import Overloaded, PayloadTooLarge, error_body
 from reward_service.service.logs import request_id_var
 from reward_service.service.pipeline import RewardService
 
@@ -23,6 +23,8 @@ log = logging.getLogger("reward_service.access")
 # Route labels are these paths or "other": a fuzzer's random paths must not grow the metric series.
 KNOWN_PATHS = frozenset({"/v1/rewards", "/get_reward", "/v1/config", "/healthz", "/readyz", "/metrics",
                          "/openapi.json", "/docs", "/redoc"})
+_BODIES_HELD = "the service holds as many request bodies as its memory budget allows; retry shortly"
+_BODY_RETRY_AFTER_S = 1
 _REQUEST_ID = re.compile(rb"[!-~]{1,128}")  # visible ASCII, bounded: safe to echo and to log
 
 
@@ -60,32 +62,43 @@ class ServiceMiddleware:
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
             await send(message)
 
-        limit = self.service.settings.max_body_bytes
+        service = self.service
+        limit = service.settings.max_body_bytes
         received = 0
+        held = 0  # bytes of this body counted in the service's budget (`RewardService.hold_body`)
 
         async def receive_limited() -> Message:
-            nonlocal received
+            nonlocal received, held
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+                if received > held:  # a body without Content-Length, counted as it arrives
+                    if not service.hold_body(received - held):
+                        raise Overloaded(_BODIES_HELD, _BODY_RETRY_AFTER_S)
+                    held = received
             return message
 
-        self.service.request_started()
+        service.request_started()
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 await self._error(send_with_id, 413, "payload_too_large",
                                   f"request body over the limit of {limit} bytes")
+            elif declared is not None and int(declared) > 0 and not service.hold_body(int(declared)):
+                await self._error(send_with_id, 429, "overloaded", _BODIES_HELD,
+                                  [(b"retry-after", str(_BODY_RETRY_AFTER_S).encode())])
             else:
+                held = int(declared) if declared is not None else 0
                 await self.app(scope, receive_limited, send_with_id)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "fields": {"route": route}})
             if not response_started:
                 await self._error(send_with_id, 500, "internal_error", "unexpected error; see the service log")
         finally:
-            self.service.request_finished()
+            service.release_body(held)
+            service.request_finished()
             elapsed = time.perf_counter() - started
             metrics = self.service.metrics
             metrics.requests.labels(route, str(status)).inc()
@@ -97,9 +110,10 @@ class ServiceMiddleware:
             request_id_var.reset(token)
 
     @staticmethod
-    async def _error(send: Send, status: int, code: str, message: str) -> None:
+    async def _error(send: Send, status: int, code: str, message: str,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
         body = error_body(code, message)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()), *(headers or [])]})
         await send({"type": "http.response.body", "body": body})

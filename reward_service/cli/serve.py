@@ -29,6 +29,7 @@ _FLAGS: dict[str, str] = {
     "max_body_bytes": "max_body_bytes",
     "max_items": "max_items",
     "max_queued_items": "max_queued_items",
+    "max_inflight_body_bytes": "max_inflight_body_bytes",
     "workers": "workers",
     "chunk_items": "chunk_items",
     "item_deadline": "item_deadline_s",
@@ -55,6 +56,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 64 MiB)")
     p.add_argument("--max-items", type=int, help="items per request limit (default 4096)")
     p.add_argument("--max-queued-items", type=int, help="queued items before 429 (default 16384)")
+    p.add_argument("--max-inflight-body-bytes", type=int,
+                   help="bytes of request bodies held at once before 429 (default 128 MiB)")
     p.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
     p.add_argument("--chunk-items", type=int, help="most items sent to a worker at once (default 64)")
     p.add_argument("--item-deadline", type=float, help="seconds per item before its worker is killed (default 2)")

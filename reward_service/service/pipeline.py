@@ -116,6 +116,7 @@ class RewardService:
         self.cache = build_cache(settings, self.metrics)
         self.draining = False
         self.inflight_requests = 0
+        self.body_bytes_held = 0  # bytes of request bodies being received or served (`hold_body`)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -136,6 +137,17 @@ class RewardService:
     def request_started(self) -> None:
         self.inflight_requests += 1
         self._idle.clear()
+
+    def hold_body(self, size: int) -> bool:
+        """Count `size` more bytes of request bodies held, unless that passes `max_inflight_body_bytes`
+        (then the caller answers 429): concurrent big bodies must not take the process's memory."""
+        if self.body_bytes_held + size > self.settings.max_inflight_body_bytes:
+            return False
+        self.body_bytes_held += size
+        return True
+
+    def release_body(self, size: int) -> None:
+        self.body_bytes_held -= size
 
     def request_finished(self) -> None:
         self.inflight_requests -= 1

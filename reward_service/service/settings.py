@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     reward_config_file: Path | None = None
 
     max_body_bytes: int = Field(default=64 * 2**20, ge=1)
+    max_inflight_body_bytes: int = Field(default=128 * 2**20, ge=1,
+                                         description="request bodies held at once, in bytes, before 429")
     max_items: int = Field(default=4096, ge=1)
     max_queued_items: int = Field(default=16384, ge=1)
 
@@ -64,6 +66,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.max_inflight_body_bytes < self.max_body_bytes:
+            raise ValueError("max_inflight_body_bytes must be at least max_body_bytes, or a full body could never run")
         if self.max_queued_items < self.max_items:
             raise ValueError("max_queued_items must be at least max_items, or a full request could never run")
         if self.cache == "redis" and self.redis_url is None:
