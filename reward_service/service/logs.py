@@ -51,27 +51,45 @@ def configure_logging(level: str = "info") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-class FaultLog:
-    """Logs a recurring fault once per interval with the count since the last line, not once per call.
-
-    A dead Redis fails every cache call; a line per call would flood the logs and cost CPU.
-    """
+class OutageLog:
+    """Logs the start and the end of every outage of a dependency, and while it lasts one reminder per
+    interval with the count of faults since the last line: never a line per fault (a dead Redis fails
+    every call), never an outage unlogged (a once-per-interval log could spend its line on one slow
+    call and then say nothing of a real outage that followed)."""
 
     def __init__(self, logger: logging.Logger, what: str, interval_s: float) -> None:
         self._logger = logger
         self._what = what
         self._interval = interval_s
+        self._since: float | None = None  # monotonic start of the current outage
         self._next = 0.0
-        self._suppressed = 0
+        self._faults = 0
+
+    @property
+    def in_outage(self) -> bool:
+        return self._since is not None
 
     def fault(self, kind: str) -> None:
         now = time.monotonic()
-        if now < self._next:
-            self._suppressed += 1
+        self._faults += 1
+        if self._since is None:
+            self._since, self._faults = now, 1
+            self._logger.warning("%s outage started: %s", self._what, kind,
+                                 extra={"fields": {"fault": kind, "outage": "started"}})
+        elif now >= self._next:
+            self._logger.warning("%s still failing: %s", self._what, kind,
+                                 extra={"fields": {"fault": kind, "outage": "ongoing", "faults": self._faults,
+                                                   "outage_s": round(now - self._since, 3)}})
+        else:
             return
-        self._logger.warning(
-            "%s fault: %s", self._what, kind,
-            extra={"fields": {"fault": kind, "suppressed_since_last": self._suppressed}},
-        )
-        self._suppressed = 0
         self._next = now + self._interval
+
+    def ok(self) -> None:
+        """A call succeeded: ends the outage, if there was one."""
+        if self._since is None:
+            return
+        seconds = time.monotonic() - self._since
+        self._logger.warning("%s outage ended after %.3f s, %d faults", self._what, seconds, self._faults,
+                             extra={"fields": {"outage": "ended", "faults": self._faults,
+                                               "outage_s": round(seconds, 3)}})
+        self._since = None

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     cache_max_entries: int = Field(default=200_000, ge=1)
     cache_max_bytes: int = Field(default=256 * 2**20, ge=1)
-    fault_log_interval_s: float = Field(default=30.0, gt=0, description="a repeated fault is logged once per interval")
+    fault_log_interval_s: float = Field(default=30.0, gt=0,
+                                        description="during a cache outage, one reminder log line per interval")
 
     # Comma-separated in the environment (NoDecode: not JSON); SecretStr so a dump never shows them.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -9,7 +9,7 @@ import tracemalloc
 import orjson
 
 from reward_service.service.cache import MemoryCache, item_key, key_prefix
-from reward_service.service.logs import FaultLog
+from reward_service.service.logs import OutageLog
 
 REF = {"task_type": "numerical", "answer": 4.0, "graph": {"a": [0, 0]}}
 
@@ -89,9 +89,14 @@ def test_unserialisable_reference_is_simply_not_cached():
     assert item_key(key_prefix("v", "c", False), "x", {"answer": 2**70}, None) is None
 
 
-def test_fault_log_writes_once_per_interval(caplog):
-    log = FaultLog(logging.getLogger("test.faults"), "thing", interval_s=60)
+def test_outage_log_writes_the_start_and_end_of_every_outage_not_every_fault(caplog):
+    log = OutageLog(logging.getLogger("test.faults"), "thing", interval_s=60)
     with caplog.at_level(logging.WARNING, logger="test.faults"):
-        for _ in range(100):
-            log.fault("down")
-    assert len(caplog.records) == 1
+        for _outage in range(2):
+            for _ in range(100):
+                log.fault("down")
+            log.ok()
+            log.ok()
+    assert [r.getMessage().split(":")[0].split(" after")[0] for r in caplog.records] == [
+        "thing outage started", "thing outage ended", "thing outage started", "thing outage ended"]
+    assert "100 faults" in caplog.records[1].getMessage()
