@@ -48,6 +48,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _, defs = models_json_schema([(RewardsRequest, "validation"), (OpenRLHFRequest, "validation")],
                                      ref_template="#/components/schemas/{model}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        if not app.state.api_keys:  # no key configured: no route asks for one, so none is declared
+            schema["components"].pop("securitySchemes", None)
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.pop("security", None)
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -15,7 +15,13 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from reward_service.service.errors import BadJSON, InvalidRequest, PayloadTooLarge, clean_validation_errors
+from reward_service.service.errors import (
+    BadJSON,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    clean_validation_errors,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,8 +29,12 @@ MAX_DETAIL = 100  # a 4096-item request with every item wrong gets the first hun
 
 
 async def read_json(request: Request, field: str, limit: int) -> Any:
-    """The body's JSON (400 if it is not JSON); 413 for more than `limit` entries in its list `field`,
-    checked before the schema builds a model of each."""
+    """The body's JSON (415 for another media type, 400 if it is not JSON); 413 for more than `limit`
+    entries in its list `field`, checked before the schema builds a model of each."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        # A client that sends a form or text means something else; without a Content-Type, JSON is assumed.
+        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), got {media_type!r}")
     body = await request.body()
     try:
         data = orjson.loads(body)

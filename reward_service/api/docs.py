@@ -10,9 +10,11 @@ _DESCRIPTIONS = {
     200: "Success",
     400: "The body is not valid JSON",
     401: "Missing or wrong bearer token (only when the service has API keys)",
+    408: "The request's headers or body did not arrive in time (the connection is closed)",
     413: "The body or the item count is over the service's limit",
+    415: "The body is not JSON (Content-Type other than application/json)",
     422: "The body breaks the schema, or a reference or the config override is invalid",
-    429: "The service has more queued work than its limit; retry after Retry-After seconds",
+    429: "The service has more queued work, or holds more request bodies, than its limits; retry after Retry-After",
     500: "Unexpected fault (logged with the request id)",
     503: "Starting, draining, or (OpenRLHF protocol) an item could not be scored; retry after Retry-After",
 }

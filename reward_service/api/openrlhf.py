@@ -58,7 +58,7 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     "/get_reward",
     summary="OpenRLHF remote reward",
     response_model=OpenRLHFResponse,
-    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("OpenRLHFRequest"),
 )
 async def get_reward(request: Request, service: ScoringServiceDep) -> Response:

@@ -50,7 +50,7 @@ def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig
     "/v1/rewards",
     summary="Score a batch of rollouts",
     response_model=RewardsResponse,
-    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("RewardsRequest"),
 )
 async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:

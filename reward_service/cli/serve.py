@@ -35,6 +35,8 @@ _FLAGS: dict[str, str] = {
     "item_deadline": "item_deadline_s",
     "request_deadline": "request_deadline_s",
     "drain_grace": "drain_grace_s",
+    "header_timeout": "header_timeout_s",
+    "body_timeout": "body_timeout_s",
     "log_level": "log_level",
 }
 
@@ -63,6 +65,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--item-deadline", type=float, help="seconds per item before its worker is killed (default 2)")
     p.add_argument("--request-deadline", type=float, help="seconds per request (default 30)")
     p.add_argument("--drain-grace", type=float, help="on SIGTERM, seconds to keep serving while not ready")
+    p.add_argument("--header-timeout", type=float, help="seconds for a request's headers to arrive (default 10)")
+    p.add_argument("--body-timeout", type=float, help="seconds for a request's body to arrive (default 30)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=serve_command)
     return p
@@ -90,14 +94,16 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from reward_service.api.app import create_app
+    from reward_service.api.protocol import DeadlineHttpProtocol
     from reward_service.service.logs import configure_logging
     from reward_service.service.runtime import tune_gc
 
     configure_logging(settings.log_level)
     app = create_app(settings)
     drain_timeout = settings.request_deadline_s + 5.0
+    protocol = DeadlineHttpProtocol.with_deadlines(settings.header_timeout_s, settings.body_timeout_s)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            http="httptools", lifespan="on", server_header=False,
+                            http=protocol, lifespan="on", server_header=False,
                             timeout_graceful_shutdown=int(drain_timeout), log_level=settings.log_level)
     server = _draining_server_class()(config, app.state.service, settings.drain_grace_s, drain_timeout)
     tune_gc()  # the modules and the app live as long as the process: see runtime.tune_gc

@@ -67,6 +67,10 @@ class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
 class InvalidRequest(ServiceError):
     """422: the body breaks the schema, or a reference or the config override is invalid."""
 

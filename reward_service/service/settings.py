@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     chunk_items: int = Field(default=64, ge=1, description="most items sent to a worker at once")
     item_deadline_s: float = Field(default=2.0, gt=0)
     request_deadline_s: float = Field(default=30.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0, description="a request's headers must arrive within this")
+    body_timeout_s: float = Field(default=30.0, gt=0,
+                                  description="a request's body must arrive within this of its headers")
     drain_grace_s: float = Field(default=0.0, ge=0, description="on SIGTERM, keep serving (not ready) this long")
     # Import path of the per-item scoring function run in the workers. Only tests change it (to a
     # scorer that can be made slow or crash); production code has no test hooks of its own.

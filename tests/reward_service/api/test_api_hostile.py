@@ -118,3 +118,35 @@ def test_a_20_mb_completion_is_answered_completion_too_large_without_reaching_a_
         # Scored in the service process: the workers' per-item timing saw only the small item.
         assert metric_sum(client, "reward_service_item_scoring_duration_seconds_count") == 1
 
+
+
+# -------------------------------------------------------------------- 7. smaller
+
+
+def test_openapi_declares_bearer_auth_only_when_keys_are_configured(client):
+    document = client.get("/openapi.json").json()
+    assert "securitySchemes" not in document["components"]
+    assert not any("security" in op for ops in document["paths"].values() for op in ops.values())
+    with in_process(settings(api_keys="key-a")) as keyed:
+        document = keyed.get("/openapi.json").json()
+        assert "HTTPBearer" in document["components"]["securitySchemes"]
+        assert document["paths"]["/v1/rewards"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+@pytest.mark.parametrize("path", ["/v1/rewards", "/get_reward"])
+@pytest.mark.parametrize(("content_type", "content"), [
+    ("text/plain", orjson.dumps({"items": [item("a")]})),
+    ("application/x-www-form-urlencoded", b"items=a"),
+    ("multipart/form-data; boundary=x", b"--x--"),
+])
+def test_bodies_that_are_not_json_are_415(client, path, content_type, content):
+    response = client.post(path, content=content, headers={"content-type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert response.headers["x-request-id"]
+
+
+def test_json_with_a_charset_is_fine(client):
+    response = client.post("/v1/rewards", content=orjson.dumps({"items": [item("a")]}),
+                           headers={"content-type": "application/json; charset=utf-8"})
+    assert response.status_code == 200

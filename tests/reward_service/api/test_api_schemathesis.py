@@ -40,8 +40,9 @@ def base_url():
         yield str(client.base_url)
 
 
-# The document the service serves, built in process (no workers start): what clients are generated from.
-schema = schemathesis.openapi.from_dict(create_app(Settings(workers=1)).openapi())
+# The document the service serves (with a key, so auth is declared), built in process (no workers start):
+# what clients are generated from.
+schema = schemathesis.openapi.from_dict(create_app(Settings(workers=1, api_keys="fuzz-key")).openapi())
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                                 max_examples=MAX_EXAMPLES, deterministic=True,
                                 with_security_parameters=False)  # the tests choose the Authorization header
@@ -65,7 +66,7 @@ def test_without_a_key_every_protected_route_is_401(case, base_url):
 def test_the_served_document_is_the_fuzzed_one(base_url):
     import httpx
 
-    assert httpx.get(f"{base_url}/openapi.json").json() == create_app(Settings(workers=1)).openapi()
+    assert httpx.get(f"{base_url}/openapi.json").json() == create_app(Settings(workers=1, api_keys="fuzz-key")).openapi()
 
 
 def test_settings_default_item_limit_is_documented():
