@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from reward_service.schemas import ErrorBody
 
@@ -45,6 +46,17 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status], "headers": headers_for(status)}
     return out
+
+
+DIRECT = "dispatched_by_middleware"
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def scoring_route(endpoint: E) -> E:
+    """Mark a scoring route's endpoint `(request, service) -> Response` for the middleware to call itself
+    (`ServiceMiddleware.dispatch`); FastAPI's route for it describes it in /openapi.json."""
+    setattr(endpoint, DIRECT, True)
+    return endpoint
 
 
 def request_body(schema_name: str) -> dict[str, Any]:

@@ -10,21 +10,22 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reward_service.api.deps import scoring_service
 from reward_service.api.protocol import TIMED_OUT
-from reward_service.service.errors import Overloaded, PayloadTooLarge, error_body
+from reward_service.service.errors import Overloaded, PayloadTooLarge, ServiceError, error_body, error_response
 from reward_service.service.logs import request_id_var
 from reward_service.service.pipeline import RewardService
 
 log = logging.getLogger("reward_service.access")
 
-# Route labels are these paths or "other": a fuzzer's random paths must not grow the metric series.
-KNOWN_PATHS = frozenset({"/v1/rewards", "/get_reward", "/v1/config", "/healthz", "/readyz", "/metrics",
-                         "/openapi.json", "/docs", "/redoc"})
+Endpoint = Callable[[Request, RewardService], Awaitable[Response]]
 _BODIES_HELD = "the service holds as many request bodies as its memory budget allows; retry shortly"
 _BODY_RETRY_AFTER_S = 1
 _REQUEST_ID = re.compile(rb"[!-~]{1,128}")  # visible ASCII, bounded: safe to echo and to log
@@ -38,9 +39,16 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, service: RewardService) -> None:
+    """`routes`: the app's paths, the labels of the request metrics (any other path is "other": a fuzzer's
+    random paths must not grow the metric series). `direct`: (method, path) -> endpoint of the routes
+    this middleware calls itself, past FastAPI's router and dependency machinery (see `dispatch`)."""
+
+    def __init__(self, app: ASGIApp, service: RewardService, routes: frozenset[str],
+                 direct: dict[tuple[str, str], Endpoint]) -> None:
         self.app = app
         self.service = service
+        self.routes = routes
+        self.direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +60,7 @@ class ServiceMiddleware:
         request_id = sent.decode() if sent is not None and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         path = scope["path"]
-        route = path if path in KNOWN_PATHS else "other"
+        route = path if path in self.routes else "other"
         status = 500
         response_started = False
 
@@ -93,7 +101,11 @@ class ServiceMiddleware:
                                   [(b"retry-after", str(_BODY_RETRY_AFTER_S).encode())])
             else:
                 held = int(declared) if declared is not None else 0
-                await self.app(scope, receive_limited, send_with_id)
+                endpoint = self.direct.get((scope["method"], path))
+                if endpoint is None:
+                    await self.app(scope, receive_limited, send_with_id)
+                else:
+                    await self.dispatch(endpoint, scope, receive_limited, send_with_id)
         except ClientDisconnect:
             # The client hung up before its body was in (or the body's deadline passed: the connection
             # was answered 408 and closed). Not a fault of the service: counted as 408, or as 499 (the
@@ -116,6 +128,21 @@ class ServiceMiddleware:
                             "fields": {"method": scope["method"], "route": route, "status": status,
                                        "duration_ms": round(elapsed * 1000, 2)}})
             request_id_var.reset(token)
+
+    @staticmethod
+    async def dispatch(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        """Call a scoring route's endpoint as FastAPI would (dependency, then endpoint, a ServiceError
+        as api.md's error body), without its router, exception middleware and dependency solver: they
+        cost about 80 us of the service process's 300 us per one-item request (OpenRLHF's shape; wrk,
+        64 connections, /proc CPU counters of the service process, 2026-11-30: 215 against 295 us, and
+        +25 to 40% requests per second). FastAPI still declares the routes (/openapi.json);
+        tests/reward_service/api/test_api_dispatch.py checks both ways answer alike."""
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request, scoring_service(request))
+        except ServiceError as exc:
+            response = error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
+        await response(scope, receive, send)
 
     @staticmethod
     async def _error(send: Send, status: int, code: str, message: str,

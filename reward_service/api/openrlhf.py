@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from reward_service.api.body import invalid, invalid_references, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses
+from reward_service.api.docs import request_body, responses, scoring_route
 from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
 from reward_service.service.errors import Unavailable
@@ -61,6 +61,7 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("OpenRLHFRequest"),
 )
+@scoring_route
 async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
     req = parse_model(OpenRLHFRequest, await read_json(request, "query", service.settings.max_items))
     references = _labels(req)

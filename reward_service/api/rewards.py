@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from reward_service.api.body import invalid, invalid_references, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses
+from reward_service.api.docs import request_body, responses, scoring_route
 from reward_service.api.request import ScoringRequest, read_valid_request
 from reward_service.schemas import RewardsRequest, RewardsResponse
 from reward_service.scoring import ConfigError, RewardConfig
@@ -53,6 +53,7 @@ def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig
     responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("RewardsRequest"),
 )
+@scoring_route
 async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
     data = await read_json(request, "items", service.settings.max_items)
     req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))

@@ -7,15 +7,22 @@ It starts `reward-service serve` on 127.0.0.1 as a child process (one worker per
 * http_ratio: that over the in-process rate of this same run (`bench.measure_inprocess`, one core);
 * batch512_p50_ms, batch512_p99_ms: latency of one 512-item request (a GRPO step of 64 prompts x 8
   rollouts) sent alone, cache off;
-* cache_hit_items_per_s: items per second when every item of the request is already cached.
+* cache_hit_items_per_s: items per second when every item of the request is already cached;
+* single_item_items_per_s: the same items, one per request (as OpenRLHF posts rollouts), from 64
+  concurrent connections, cache off, driven by wrk (Debian's `wrk`: a Python client tops out near 200
+  requests per second on 2 cores, far below the service), and single_item_ratio: that over the
+  batched rate of this same run (bar: 0.5). Without wrk on the PATH both are null.
 
 Request bodies are encoded before the clock starts: the figures are the service's, not the client's.
+Rounds of the different measurements alternate and each keeps its best round: on a shared machine
+noise only ever makes a round slower.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -198,6 +205,63 @@ def latencies_ms(base: str, bodies: Iterable[bytes]) -> list[float]:
     return out
 
 
+SINGLE_ITEM_CONNECTIONS = 64
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format(nil, "%s", nil, bodies[n])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout))
+end
+"""
+
+
+def single_item_bodies(items: Sequence[dict[str, Any]], tag: str = "") -> list[bytes]:
+    """One request body per item: the standard mix one rollout at a time."""
+    return [orjson.dumps({"items": [{"id": f"s{i}", "completion": it["completion"],
+                                     "reference": {**it["reference"], "bench_tag": tag} if tag else it["reference"],
+                                     "num_tokens": it["num_tokens"]}]})
+            for i, it in enumerate(items)]
+
+
+def wrk_script(bodies: Sequence[bytes], path: str = "/v1/rewards") -> str:
+    """A wrk Lua script that posts `bodies` in turn and prints `WRK requests duration_us errors`."""
+    lines = ["bodies = {}"]
+    for i, body in enumerate(bodies, start=1):
+        text = body.decode()
+        if "]==]" in text:
+            raise ValueError("a body holds the Lua long-string terminator")
+        lines.append(f"bodies[{i}] = [==[{text}]==]")
+    return "\n".join(lines) + _WRK_SCRIPT % path
+
+
+def parse_wrk(output: str) -> tuple[int, float, int]:
+    """(requests, seconds, errors) from the script's `WRK` line."""
+    for line in output.splitlines():
+        if line.startswith("WRK "):
+            requests, duration_us, errors = (int(x) for x in line.split()[1:4])
+            return requests, duration_us / 1e6, errors
+    raise RuntimeError(f"no result from wrk:\n{output[-2000:]}")
+
+
+def single_item_rate(base: str, script_path: str, seconds: float = 5.0,
+                     connections: int = SINGLE_ITEM_CONNECTIONS) -> float:
+    """One-item requests per second from `connections` concurrent keep-alive connections (wrk, one thread)."""
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", script_path, base],
+                          capture_output=True, text=True, timeout=seconds + 60, check=True)
+    requests, elapsed, errors = parse_wrk(proc.stdout)
+    if errors:
+        raise RuntimeError(f"{errors} of {requests} single-item requests failed:\n{proc.stdout[-2000:]}")
+    return requests / elapsed
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
@@ -213,11 +277,14 @@ def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
     measure_inprocess(mix[: min(len(mix), 300)])  # first use loads compiled kernels: not the steady state
     per_round = max(2, len(mix) // BATCH)
     serve_args = ("--workers", str(cores), "--log-level", "warning")
-    inprocess, rates, cpu_rates = [], [], []
-    with running_service(*serve_args, "--cache", "off") as service:
+    inprocess, rates, cpu_rates, single = [], [], [], []
+    wrk = shutil.which("wrk") is not None
+    with running_service(*serve_args, "--cache", "off") as service, tempfile.TemporaryDirectory() as tmp:
         base = service.base_url
         latencies_ms(base, grpo_bodies(mix, 2, "warm"))  # the service's own first-use costs
-        # Alternate the two measurements and keep each one's best round: a 2-core machine shared with
+        script = os.path.join(tmp, "single.lua")
+        Path(script).write_text(wrk_script(single_item_bodies(mix[:BATCH])))
+        # Alternate the measurements and keep each one's best round: a 2-core machine shared with
         # anything else is noisy, and noise only ever makes a round slower.
         for r in range(rounds):
             inprocess.append(measure_inprocess(mix))
@@ -225,6 +292,8 @@ def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
             cpu_before = service_cpu_s(service.process.pid)
             rates.append(throughput(base, bodies))
             cpu_rates.append(per_round * BATCH / max(1e-9, service_cpu_s(service.process.pid) - cpu_before))
+            if wrk:
+                single.append(single_item_rate(base, script))
         latency = latencies_ms(base, (grpo_body(mix, i, "lat-") for i in range(latency_requests)))
     with running_service(*serve_args, "--cache", "memory") as service:
         base = service.base_url
@@ -245,4 +314,6 @@ def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
         "batch512_p50_ms": round(statistics.median(latency), 2),
         "batch512_p99_ms": round(percentile(latency, 99), 2),
         "cache_hit_items_per_s": round(hit_rate, 1),
+        "single_item_items_per_s": round(max(single), 1) if single else None,
+        "single_item_ratio": round(max(single) / best_rate, 3) if single else None,
     }

@@ -104,6 +104,7 @@ def serve(settings: Settings) -> int:
     protocol = DeadlineHttpProtocol.with_deadlines(settings.header_timeout_s, settings.body_timeout_s)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             http=protocol, lifespan="on", server_header=False,
+                            proxy_headers=False,  # nothing reads the client's address; saves ~3% per request
                             timeout_graceful_shutdown=int(drain_timeout), log_level=settings.log_level)
     server = _draining_server_class()(config, app.state.service, settings.drain_grace_s, drain_timeout)
     tune_gc()  # the modules and the app live as long as the process: see runtime.tune_gc

@@ -95,6 +95,10 @@ class ItemStats:
         if reward is not None:
             _observe(self.rewards, task, REWARD_BUCKETS, reward)
 
+    @property
+    def empty(self) -> bool:
+        return not self.items
+
     def merge(self, other: ItemStats) -> None:
         _merge_counts(self.items, other.items)
         _merge_counts(self.notes, other.notes)

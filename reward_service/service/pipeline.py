@@ -235,6 +235,7 @@ class RewardService:
         (`batch.reference_errors()`), the request is the client's bug and is answered 422, so nothing of
         it is cached or counted."""
         misses = self._score_oversize(batch)
+        scored_stats = None
         if misses:
             remaining = max(0.001, deadline_at - time.monotonic())
             try:
@@ -247,10 +248,12 @@ class RewardService:
                 raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
             for i, result in zip(misses, scored.results, strict=True):
                 batch.results[i] = result
-            batch.stats.merge(scored.stats)
+            scored_stats = scored.stats
         if batch.reference_errors():
             return
         self.metrics.merge_items(batch.stats)
+        if scored_stats is not None:
+            self.metrics.merge_items(scored_stats)
         if self.cache is not None and batch.keys:
             entries = [(batch.keys[i], orjson.dumps(batch.results[i])) for i in range(len(batch.items))
                        if not batch.cached[i] and batch.keys[i] is not None and scored_ok(batch.results[i])]

@@ -1,6 +1,7 @@
 """The pool's bookkeeping, with no process and no event loop: jobs (one `WorkerPool.score` call each),
-the chunks they are cut into, the queue of chunks waiting for a worker, and what happens to a chunk's
-items when its worker is lost. Unit-tested without forking (tests/reward_service/workers/test_jobs.py).
+the chunks they are cut into (and small jobs coalesced into), the queue of chunks waiting for a
+worker, and what happens to a chunk's items when its worker is lost. Unit-tested without forking
+(tests/reward_service/workers/test_jobs.py).
 """
 
 from __future__ import annotations
@@ -61,27 +62,58 @@ class Job:
         self.remaining -= len(positions)
 
 
+Slot = tuple[Job, int]  # an item: its job and its position in the job
+
+
 class Chunk:
-    """Consecutive items of one job, sent to a worker as one message."""
+    """Items sent to a worker as one message: consecutive items of one job, or (`JobQueue.pop`) several
+    small jobs of the same config coalesced, so that concurrent one-item requests (OpenRLHF sends one
+    rollout per request) cost the workers one message per chunk, not one per request."""
 
-    __slots__ = ("attempts", "due_from", "job", "positions", "reported", "seq", "size")
+    __slots__ = ("attempts", "due_from", "reported", "seq", "size", "slots", "whole")
 
-    def __init__(self, job: Job, positions: list[int], attempts: int = 0) -> None:
-        self.job = job
-        self.positions = positions
+    def __init__(self, slots: list[Slot], attempts: int = 0, whole: bool = False) -> None:
+        self.slots = slots
         self.attempts = attempts
-        self.reported = 0  # results received so far, for the first `reported` positions
+        self.whole = whole  # all of its jobs' items: may be coalesced with others (a batch's chunks never are)
+        self.reported = 0  # results received so far, for the first `reported` slots
         self.seq = 0  # set when sent: the worker tags its progress and results with it
         self.due_from = 0.0  # when it became its worker's current chunk
         self.size = 0  # bytes of its message, set when sent
 
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    @property
+    def key(self) -> tuple[str, bool]:
+        """What chunks must share to be coalesced: one message has one config."""
+        job = self.slots[0][0]
+        return job.config_id, job.explain
+
+    def segments(self) -> list[tuple[Job, int]]:
+        """Runs of consecutive slots of the same job: (job, length)."""
+        runs: list[tuple[Job, int]] = []
+        for job, _ in self.slots:
+            if runs and runs[-1][0] is job:
+                runs[-1] = (job, runs[-1][1] + 1)
+            else:
+                runs.append((job, 1))
+        return runs
+
+    def jobs(self) -> list[Job]:
+        return [job for job, _ in self.segments()]
+
+    def only(self, job: Job) -> bool:
+        return all(j is job for j, _ in self.slots)
+
     def message(self) -> tuple[Any, ...]:
-        job = self.job
-        return (self.seq, job.config_id, job.config_dict, job.explain, [job.items[p] for p in self.positions])
+        job = self.slots[0][0]
+        return (self.seq, job.config_id, job.config_dict, job.explain, [j.items[p] for j, p in self.slots],
+                [n for _, n in self.segments()])
 
     @property
     def unreported(self) -> int:
-        return len(self.positions) - self.reported
+        return len(self.slots) - self.reported
 
 
 class JobQueue:
@@ -99,83 +131,111 @@ class JobQueue:
 
     def add(self, job: Job) -> None:
         self.jobs.add(job)
-        for start, stop in chunk_bounds(len(job.items), self._workers, self._chunk_items):
-            self._chunks.append(Chunk(job, list(range(start, stop))))
+        bounds = chunk_bounds(len(job.items), self._workers, self._chunk_items)
+        for start, stop in bounds:
+            self._chunks.append(Chunk([(job, p) for p in range(start, stop)], whole=len(bounds) == 1))
         self.queued += len(job.items)
 
-    def pop(self) -> Chunk | None:
-        """The next chunk to send (never one of a finished job: finishing drops them)."""
+    def pop(self, most: int | None = None) -> Chunk | None:
+        """The next chunk to send (never one of a finished job: finishing drops them). A small job's chunk
+        takes with it the small jobs queued right behind it with the same config, up to `most` items
+        (at most `chunk_items`): batching happens only when several requests are queued together, so a
+        lone request never waits for company."""
         if not self._chunks:
             return None
         chunk = self._chunks.popleft()
-        self.queued -= len(chunk.positions)
+        self.queued -= len(chunk)
+        if chunk.whole:
+            chunks, key = self._chunks, chunk.key
+            most = self._chunk_items if most is None else min(most, self._chunk_items)
+            while chunks and chunks[0].whole and len(chunk) + len(chunks[0]) <= most and chunks[0].key == key:
+                other = chunks.popleft()
+                self.queued -= len(other)
+                chunk.slots += other.slots
+                chunk.attempts = max(chunk.attempts, other.attempts)
         return chunk
 
     def requeue(self, chunk: Chunk) -> None:
         """Queue a chunk that holds no reported item at the front: its items were dispatched once already."""
-        if chunk.positions and not chunk.job.done:
+        chunk.slots = [(job, p) for job, p in chunk.slots if not job.done]
+        if chunk.slots:
             self._chunks.appendleft(chunk)
-            self.queued += len(chunk.positions)
+            self.queued += len(chunk)
 
     def drop(self, job: Job) -> None:
-        """Forget the queued chunks of `job`."""
-        kept = deque(c for c in self._chunks if c.job is not job)
-        self.queued = sum(len(c.positions) for c in kept)
+        """Forget the queued items of `job`."""
+        kept: deque[Chunk] = deque()
+        for chunk in self._chunks:
+            if any(j is job for j, _ in chunk.slots):
+                chunk.slots = [(j, p) for j, p in chunk.slots if j is not job]
+            if chunk.slots:
+                kept.append(chunk)
+        self.queued = sum(len(c) for c in kept)
         self._chunks = kept
 
-    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any]], stats: ItemStats) -> None:
-        """Results of a chunk's items from `offset` on, as its worker reported them."""
-        job = chunk.job
-        if not job.done:
-            for position, result in zip(chunk.positions[offset:offset + len(results)], results, strict=True):
+    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any]], stats: dict[int, ItemStats]) -> None:
+        """Results of a chunk's items from `offset` on, as its worker reported them, and their metrics by
+        segment (`Chunk.segments`)."""
+        for (job, position), result in zip(chunk.slots[offset:offset + len(results)], results, strict=True):
+            if not job.done:
                 job.results[position] = result
-            job.remaining -= len(results)
-            job.stats.merge(stats)
+                job.remaining -= 1
+        if stats:
+            segments = chunk.segments()
+            for segment, segment_stats in stats.items():
+                job = segments[segment][0]
+                if job.done:
+                    continue
+                if job.stats.empty:
+                    job.stats = segment_stats  # a one-item job's: nothing to add it to
+                else:
+                    job.stats.merge(segment_stats)
         chunk.reported = offset + len(results)
 
     def complete(self, chunk: Chunk) -> None:
-        """The chunk's worker said it is done: finish its job if that was the last of it."""
-        job = chunk.job
-        if not job.done and job.remaining == 0:
-            self.finish(job)
+        """The chunk's worker said it is done: finish the jobs it completed."""
+        for job in chunk.jobs():
+            if not job.done and job.remaining == 0:
+                self.finish(job)
 
     def settle(self, chunk: Chunk, index: int, status: str, message: str) -> None:
         """The chunk's worker was lost while scoring its item `index` (negative: none had started). That
         item is answered `status`, the others go back to the front of the queue; a chunk lost too often
         with nobody to blame has its items answered `error`."""
-        job = chunk.job
-        if job.done:
-            return
         index = index - chunk.reported if index >= 0 else -1
-        positions = chunk.positions[chunk.reported:]
+        rest = chunk.slots[chunk.reported:]
         attempts = chunk.attempts
-        if 0 <= index < len(positions):
-            job.unscored([positions[index]], status, message)
-            positions = positions[:index] + positions[index + 1:]
+        if 0 <= index < len(rest):
+            job, position = rest[index]
+            if not job.done:
+                job.unscored([position], status, message)
+            rest = rest[:index] + rest[index + 1:]
         else:  # no item to blame: the chunk itself counts a lost attempt
             attempts += 1
-        if positions and attempts >= MAX_ATTEMPTS:
-            job.unscored(positions, "error", "scoring process lost too often", retryable=True)
+        rest = [(job, p) for job, p in rest if not job.done]
+        if rest and attempts >= MAX_ATTEMPTS:
+            for job, position in rest:
+                job.unscored([position], "error", "scoring process lost too often", retryable=True)
         else:
-            self.requeue(Chunk(job, positions, attempts))
-        if job.remaining == 0:
-            self.finish(job)
+            self.requeue(Chunk(rest, attempts))
+        for job in chunk.jobs():
+            if not job.done and job.remaining == 0:
+                self.finish(job)
 
     def without_unsendable(self, chunk: Chunk) -> Chunk | None:
         """The chunk less the items that cannot be pickled, which are answered `error` (their own fault):
         one such item must not cost the others of its chunk, or its worker, anything."""
-        job = chunk.job
-        bad = []
-        for position in chunk.positions:
+        rest: list[Slot] = []
+        for job, position in chunk.slots:
             try:
                 encode(job.items[position])
             except Exception:  # RecursionError, PicklingError, ...: whatever pickle refuses
-                bad.append(position)
-        job.unscored(bad, "error", "the item cannot be sent to a scoring process")
-        rest = [p for p in chunk.positions if p not in bad]
-        if job.remaining == 0:
-            self.finish(job)
-        return Chunk(job, rest, chunk.attempts) if rest else None
+                job.unscored([position], "error", "the item cannot be sent to a scoring process")
+                if job.remaining == 0:
+                    self.finish(job)
+            else:
+                rest.append((job, position))
+        return Chunk(rest, chunk.attempts) if rest else None
 
     def fail_unfinished(self, job: Job, status: str, message: str, *, retryable: bool = False) -> None:
         """Answer every item of `job` still without a result `status`, and finish it."""

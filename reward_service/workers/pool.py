@@ -126,6 +126,7 @@ class WorkerPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._respawns: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
+        self._dispatch_soon = False
 
     # ---------------------------------------------------------------- state
 
@@ -286,7 +287,12 @@ class WorkerPool:
         job = Job(items, config, explain, lambda: self._job_done(job, future))
         self._queue.add(job)
         job.timer = loop.call_later(deadline_s, self._expire, job, deadline_s)
-        self._dispatch()
+        if not self._dispatch_soon:
+            # Dispatch once the loop has run the other requests ready now: requests that arrived together
+            # leave together, coalesced (JobQueue.pop), instead of a message each. A lone request waits
+            # for nothing but the end of this loop iteration.
+            self._dispatch_soon = True
+            loop.call_soon(self._dispatch)
         try:
             await future
         except asyncio.CancelledError:
@@ -305,15 +311,20 @@ class WorkerPool:
             future.set_result(None)
 
     def _dispatch(self) -> None:
-        """Hand queued chunks to ready workers: every idle worker first, then each a next chunk."""
+        """Hand queued chunks to ready workers: every idle worker first, then each a next chunk. Small jobs
+        are coalesced into chunks of about an equal share of what is queued per free place, so that
+        idle workers all get some."""
+        self._dispatch_soon = False
         while len(self._queue):
-            worker = None
+            worker, free = None, 0
             for w in self._workers:
-                if w.ready and len(w.chunks) < _DEPTH and (worker is None or len(w.chunks) < len(worker.chunks)):
-                    worker = w
+                if w.ready and len(w.chunks) < _DEPTH:
+                    free += _DEPTH - len(w.chunks)
+                    if worker is None or len(w.chunks) < len(worker.chunks):
+                        worker = w
             if worker is None:
                 return
-            chunk = self._queue.pop()
+            chunk = self._queue.pop(math.ceil(self._queue.queued / free))
             assert chunk is not None
             self._send(worker, chunk)
 
@@ -369,7 +380,7 @@ class WorkerPool:
             self._lost(worker, "crash", "error", "scoring process died")
 
     def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int, results: list[dict[str, Any]],
-                    stats: ItemStats) -> None:
+                    stats: dict[int, ItemStats]) -> None:
         if not worker.chunks or worker.chunks[0].seq != seq:
             return
         chunk = worker.chunks[0]
@@ -381,7 +392,7 @@ class WorkerPool:
             worker.timer = None
         worker.chunks.popleft()
         elapsed = time.monotonic() - chunk.due_from
-        self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk.positions)))
+        self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk)))
         if worker.chunks:
             self._start_clock(worker)
         self._queue.complete(chunk)
@@ -442,8 +453,11 @@ class WorkerPool:
         job.timer = None
         if job.done:
             return
-        for worker in [w for w in self._workers if w.chunks and w.chunks[0].job is job]:
+        # A worker scoring this job alone is stopped. One whose chunk also holds other requests' items (small
+        # jobs coalesced) is left alone: they must not pay for this one; this job's results are dropped,
+        # and a stuck item of it is still stopped by the item deadline. So is a chunk of this job waiting
+        # behind another job's in a worker.
+        for worker in [w for w in self._workers if w.chunks and w.chunks[0].only(job)]:
             self._evict(worker, "request_deadline")
-        # A chunk of this job waiting behind another job's in a worker is scored and its results dropped.
         self._queue.fail_unfinished(job, "timeout", f"request deadline of {deadline_s:g} s passed", retryable=True)
         self._dispatch()

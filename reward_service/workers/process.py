@@ -46,12 +46,14 @@ def _exit_when_orphaned() -> None:
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
-def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[WorkItem], config: RewardConfig,
-                 explain: bool, progress: Progress) -> None:
+def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[WorkItem], segments: Sequence[int],
+                 config: RewardConfig, explain: bool, progress: Progress) -> None:
     """Score a chunk and send its results: all at the end, or in parts when the chunk is slow, so that
-    a deadline or a kill later in the chunk never loses the items already scored."""
+    a deadline or a kill later in the chunk never loses the items already scored. Metrics are kept by
+    segment (a run of items of one request)."""
     results: list[dict[str, Any]] = []
-    stats = ItemStats()
+    segment_of = [segment for segment, length in enumerate(segments) for _ in range(length)]
+    stats: dict[int, ItemStats] = {}
     clock = time.monotonic
     offset = 0
     flush_at = clock() + _FLUSH_S
@@ -77,12 +79,16 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             except Exception as exc:  # `score` never raises for a completion; a bug must not lose the chunk
                 result = ScoreResult.unscored("error", f"{type(exc).__name__}: {exc}").to_dict()
             now = clock()
-            stats.add(task_label(reference), result, now - started)
+            segment = segment_of[index]
+            segment_stats = stats.get(segment)
+            if segment_stats is None:
+                segment_stats = stats[segment] = ItemStats()
+            segment_stats.add(task_label(reference), result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
             conn.send_bytes(encode((PART, seq, offset, results, stats)))
             offset += len(results)
-            results, stats = [], ItemStats()
+            results, stats = [], {}
             flush_at = now + _FLUSH_S
     progress.idle()
     conn.send_bytes(encode((DONE, seq, offset, results, stats)))
@@ -116,14 +122,14 @@ def worker_main(conn: Connection, progress: Progress, scorer_path: str) -> None:
             task = pickle.loads(conn.recv_bytes())
             if task is None:
                 return
-            seq, config_id, config_dict, explain, items = task
+            seq, config_id, config_dict, explain, items, segments = task
             config = configs.get(config_id)
             if config is None:
                 if len(configs) > 64:
                     configs.clear()
                 config = configs[config_id] = RewardConfig.build(config_dict)
             busy = True
-            _score_chunk(conn, seq, scorer, items, config, explain, progress)
+            _score_chunk(conn, seq, scorer, items, segments, config, explain, progress)
             busy = False
             if stopping:
                 return

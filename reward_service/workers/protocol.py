@@ -2,10 +2,12 @@
 
 Messages are pickled tuples (`PICKLE` protocol) in multiprocessing.Connection's framing (channel.py):
 
-* pool -> worker: `(seq, config_id, config_dict, explain, items)` to score a chunk, or `None` to stop;
+* pool -> worker: `(seq, config_id, config_dict, explain, items, segments)` to score a chunk (segments:
+  the lengths of its runs of items from one request), or `None` to stop;
 * worker -> pool: `("ready",)`, `("failed", reason)`, and for each chunk zero or more
   `("part", seq, offset, results, stats)` then one `("done", seq, offset, results, stats)`: the
-  results of the chunk's items from `offset` on, and their `ItemStats`.
+  results of the chunk's items from `offset` on, and their `ItemStats` by segment index (each
+  request's metrics are its own: a request answered 422 counts none).
 
 `share_references` is the one place that makes equal references one object: pickle then sends a
 GRPO group's reference once per chunk, the worker validates it once (it keys by object), and the
