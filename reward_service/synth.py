@@ -24,14 +24,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from reward_service.graph import MAX_FRAMES, MAX_NODES
+from reward_service.graph import MAX_FRAMES, MAX_GRAPH_BYTES, MAX_NODES
 from reward_service.graph import category as category_of  # noqa: F401 (public: the scorer's rule, not a copy)
 from reward_service.parsing.numbers import NUMBER_WORDS
 from reward_service.parsing.relaxed_json import MAX_DEPTH
 from reward_service.scoring.config import DEFAULT_REWARD_CONFIG
 from reward_service.scoring.reference import MAX_TRACK_FRAMES, TASK_TYPES
 from reward_service.scoring.reference import OPTION_LETTERS as LETTERS
-from reward_service.scoring.total import MAX_ANSWER_CHARS, MAX_GRAPH_BYTES, MAX_TRACK_ANSWER_CHARS
+from reward_service.scoring.total import MAX_ANSWER_CHARS, MAX_TRACK_ANSWER_CHARS
 
 T = TypeVar("T")
 Nodes = list[tuple[str, list[float]]]

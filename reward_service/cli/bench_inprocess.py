@@ -51,8 +51,8 @@ def _mix_graph_pairs(
     mix: Sequence[dict[str, Any]], per_size: int
 ) -> dict[int, list[tuple[dict[str, Any], RelationGraph, RelationGraph]]]:
     """(reference, its graph, predicted graph) of single-frame mix items with 4 to 8 reference nodes."""
+    from reward_service.graph import parse_graph
     from reward_service.scoring import validate_reference
-    from reward_service.scoring.total import parse_graph
 
     pairs: dict[int, list[tuple[dict[str, Any], RelationGraph, RelationGraph]]] = {n: [] for n in range(4, 9)}
     for item in mix:

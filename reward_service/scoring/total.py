@@ -6,9 +6,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reward_service.graph import GraphError, RelationGraph, read_graph
+from reward_service.graph import GraphError, parse_graph
 from reward_service.parsing.completion import parse_completion
-from reward_service.parsing.relaxed_json import RelaxedJSONError, TooDeepError, loads_relaxed
 from reward_service.scoring import choice, measures  # noqa: F401  (registers the answer scorers)
 from reward_service.scoring.config import DEFAULT_REWARD_CONFIG, RewardConfig
 from reward_service.scoring.graph_reward import score_graph
@@ -20,7 +19,6 @@ log = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 1024
 MAX_TRACK_ANSWER_CHARS = 32768
-MAX_GRAPH_BYTES = 32 * 1024
 
 
 def _answer(answers: list[str], reference: Reference) -> AnswerScore:
@@ -33,24 +31,6 @@ def _answer(answers: list[str], reference: Reference) -> AnswerScore:
     if len(text) > limit:
         return AnswerScore(0.0, "answer_too_large")
     return answer_scorer(reference.task_type)(text, reference)
-
-
-def parse_graph(graphs: list[str]) -> RelationGraph:
-    """The predicted graph from the graph blocks of the think block; GraphError names the fault."""
-    if not graphs:
-        raise GraphError("graph_missing", "no graph block inside the think block")
-    if len(graphs) > 1:
-        raise GraphError("graph_ambiguous", "several graph blocks")
-    text = graphs[0]
-    if len(text) > MAX_GRAPH_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_GRAPH_BYTES:
-        raise GraphError("graph_too_large", "graph text over 32 KiB")
-    try:
-        value = loads_relaxed(text)
-    except TooDeepError as exc:
-        raise GraphError("graph_too_large", str(exc)) from None
-    except RelaxedJSONError as exc:
-        raise GraphError("graph_invalid", f"graph does not parse: {exc}") from None
-    return read_graph(value)
 
 
 def _total(components: Mapping[str, float | None], config: RewardConfig) -> float:
@@ -141,4 +121,4 @@ def score_batch(
     ]
 
 
-__all__ = ["parse_graph", "score", "score_batch"]
+__all__ = ["score", "score_batch"]
