@@ -2,13 +2,14 @@
 
 import contextlib
 import json
+import re
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reward_service.parsing.completion import find_blocks, format_ok
+from reward_service.parsing.completion import ParsedCompletion, parse_completion
 from reward_service.parsing.relaxed_json import JObject, RelaxedJSONError, TooDeepError, loads_relaxed
 from reward_service.scoring import TASK_TYPES, score
 
@@ -71,11 +72,27 @@ def test_relaxed_forms():
     assert loads_relaxed("[" * 64 + "]" * 64) is not None
 
 
-def test_blocks_like_the_nongreedy_regex():
-    import re
+def spec_blocks(tag: str, text: str) -> list[str]:
+    """reward-spec section 1, literally: the non-greedy, dot-matches-newline regex, left to right."""
+    return re.findall(f"<{tag}>(.*?)</{tag}>", text, re.S)
 
-    for text in ["<a>1</a><a>2</a>", "<a><a>x</a></a>", "<a>open", "</a><a>y</a>", "<a>1</a><a>"]:
-        assert find_blocks(text, "a") == re.findall(r"<a>(.*?)</a>", text, re.S)
+
+def spec_parse(text: str) -> ParsedCompletion:
+    """The spec's reading of a completion, written as plainly as it says it: the oracle for the parser."""
+    thinks = spec_blocks("think", text)
+    think = thinks[0] if len(thinks) == 1 else None
+    stripped = text.strip()
+    whole = re.fullmatch(r"<think>(.*?)</think>\s*<answer>(.*?)</answer>", stripped, re.S)
+    single = all(stripped.count(tag) == 1 for tag in ("<think>", "</think>", "<answer>", "</answer>"))
+    fmt = bool(whole and single and whole.group(2).strip())
+    graphs = spec_blocks("graph", think)[:2] if think is not None else []
+    return ParsedCompletion(fmt, spec_blocks("answer", text)[:2], think, graphs)
+
+
+def test_blocks_like_the_nongreedy_regex():
+    for text in ["<answer>1</answer><answer>2</answer>", "<answer><answer>x</answer></answer>", "<answer>open",
+                 "</answer><answer>y</answer>", "<answer>1</answer><answer>"]:
+        assert parse_completion(text).answers == spec_blocks("answer", text)[:2]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +104,7 @@ def test_blocks_like_the_nongreedy_regex():
      ("<answer>A</answer><think>x</think>", False)],
 )
 def test_format(text, ok):
-    assert format_ok(text) is ok
+    assert parse_completion(text).format is ok
 
 
 @pytest.mark.parametrize(
@@ -104,9 +121,7 @@ def test_hostile_inputs_are_bounded(text):
 
 @settings(max_examples=500, deadline=None)
 @given(TEXT)
-def test_indexed_parse_equals_plain_search(text):
-    from reward_service.parsing.completion import _parse_by_search, parse_completion
-
-    assert parse_completion(text) == _parse_by_search(text)
+def test_the_parser_reads_as_the_spec_regex_does(text):
+    assert parse_completion(text) == spec_parse(text)
     wrapped = f"  <think>{text}</think>\n<answer>{text[:5]}B</answer> "
-    assert parse_completion(wrapped) == _parse_by_search(wrapped)
+    assert parse_completion(wrapped) == spec_parse(wrapped)
