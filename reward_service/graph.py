@@ -190,7 +190,12 @@ def _read_nodes(nodes: Any, strict: bool, where: str) -> list[Node] | None:
     out = []
     new_node = tuple.__new__  # a NamedTuple's own constructor is a Python function: ~0.4 us a node
     for name, value in entries:
-        pos = _position(value) if type(name) is str else None
+        if type(name) is not str:
+            pos = None
+        elif type(value) is list:
+            pos = _position_list(value)
+        else:
+            pos = _position(value)
         if pos is None:
             if strict:
                 raise GraphError("graph_invalid", f"{where}: node {name!r} has no valid position")
