@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from reward_service.parsing.relaxed_json import JObject, RelaxedJSONError, TooDeepError, loads_relaxed
+from reward_service.errors import GraphError, RelaxedJSONError, TooDeepError
+from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -32,12 +33,6 @@ _SEPARATORS = re.compile(r"[\s\-]+")
 _FIRST_DIGITS = re.compile(r"[0-9]+")
 
 
-class GraphError(ValueError):
-    """A graph that cannot be scored; `note` is the spec's note word."""
-
-    def __init__(self, note: str, message: str) -> None:
-        super().__init__(message)
-        self.note = note
 
 
 @lru_cache(maxsize=65536)

@@ -23,7 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from reward_service.graph import GraphError, RelationGraph
+from reward_service.errors import GraphError
+from reward_service.graph import RelationGraph
 from reward_service.parsing.completion import parse_completion
 from reward_service.scoring import score
 from reward_service.scoring.graph_reward import score_graph

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import orjson
 
-from reward_service.scoring import ConfigError, ReferenceError, RewardConfig, ScoreResult, score
+from reward_service.scoring import ConfigError, InvalidReference, RewardConfig, ScoreResult, score
 
 
 def score_line(line: bytes, lineno: int, config: RewardConfig) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def score_line(line: bytes, lineno: int, config: RewardConfig) -> dict[str, Any]
         if "reference" not in item:
             raise ValueError("reference: missing")
         result = score(completion, item["reference"], config, num_tokens)
-    except (orjson.JSONDecodeError, ValueError, ReferenceError) as exc:
+    except (orjson.JSONDecodeError, ValueError, InvalidReference) as exc:
         result = ScoreResult.unscored("error", f"line {lineno}: {exc}")
     return {"id": item_id, "group_id": group_id, **result.to_dict(), "advantage": None, "cached": False}
 

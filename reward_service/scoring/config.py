@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from reward_service.errors import ConfigError
+
 COMPONENTS = ("format", "answer", "graph_node", "graph_edge", "length")
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -40,8 +42,6 @@ _CHOICES = {"angle_mode": ("unsigned", "signed_planar"), "node_weighting": ("uni
 MAX_WEIGHT = 1e6
 
 
-class ConfigError(ValueError):
-    """A reward config that breaks section 8: unknown key, wrong type, negative weight, min > max."""
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str) -> dict[str, Any]:

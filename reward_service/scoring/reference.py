@@ -1,6 +1,6 @@
 """The reference (ground truth) of one item, validated with pydantic (reward-spec section 3, last part).
 
-A reference that breaks the spec is the client's bug: `validate_reference` raises `ReferenceError`
+A reference that breaks the spec is the client's bug: `validate_reference` raises `InvalidReference`
 whose message names the field. Validated references are cached by their canonical JSON, because a
 GRPO step sends the same reference with every rollout of a prompt.
 """
@@ -10,14 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from reward_service.graph import GraphError, RelationGraph, frame_number, read_graph
+from reward_service.errors import GraphError, InvalidReference
+from reward_service.graph import RelationGraph, frame_number, read_graph
 
-TASK_TYPES = ("multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou")
+# The task types, listed once: the reference model, the answer-scorer registry, the metrics' labels,
+# the wire schema and the generator all read them from here.
+TaskType = Literal["multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou"]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 OPTION_LETTERS = "ABCDEFGHIJ"
 MAX_TRACK_FRAMES = 256
 # api.md: a reference nested deeper than 64 levels (the reference object itself is level 1) or over 1 MiB
@@ -29,8 +33,6 @@ MAX_REFERENCE_BYTES = 1 << 20
 _STRING_BYTES, _SCALAR_BYTES = 6, 25
 
 
-class ReferenceError(ValueError):
-    """An invalid reference; the message names the faulty field."""
 
 
 def _finite(x: Any) -> bool:
@@ -85,7 +87,7 @@ class Reference(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    task_type: Literal["multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou"]
+    task_type: TaskType
     options: list[str] | None = None
     answer: Any
     graph: Any = None
@@ -175,10 +177,10 @@ def _validate(reference: Any) -> Reference:
     if isinstance(reference, Reference):
         return reference
     if not isinstance(reference, Mapping):
-        raise ReferenceError("reference: must be an object")
+        raise InvalidReference("reference: must be an object")
     bounds = reference_bounds_error(reference)
     if bounds is not None:
-        raise ReferenceError(bounds)
+        raise InvalidReference(bounds)
     try:
         return Reference.model_validate(reference)
     except ValidationError as exc:
@@ -186,7 +188,7 @@ def _validate(reference: Any) -> Reference:
         for err in exc.errors():
             loc = ".".join(str(p) for p in ("reference", *err["loc"]))
             parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise ReferenceError("; ".join(parts)) from None
+        raise InvalidReference("; ".join(parts)) from None
 
 
 @lru_cache(maxsize=4096)
@@ -204,7 +206,7 @@ def canonical_json(value: Any) -> bytes | None:
 
 
 def validate_reference(reference: Any) -> Reference:
-    """A validated `Reference`; raises `ReferenceError` naming the field. Cached by canonical JSON."""
+    """A validated `Reference`; raises `InvalidReference` naming the field. Cached by canonical JSON."""
     if isinstance(reference, Reference):
         return reference
     key = canonical_json(reference)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reward_service.graph import GraphError, parse_graph
+from reward_service.errors import GraphError
+from reward_service.graph import parse_graph
 from reward_service.parsing.completion import parse_completion
 from reward_service.scoring import choice, measures  # noqa: F401  (registers the answer scorers)
 from reward_service.scoring.config import DEFAULT_REWARD_CONFIG, RewardConfig
@@ -99,7 +100,7 @@ def score(
 ) -> ScoreResult:
     """Score one completion against its reference (reward-spec v1).
 
-    An invalid reference raises `ReferenceError` (the caller's bug). A completion never raises: its
+    An invalid reference raises `InvalidReference` (the caller's bug). A completion never raises: its
     faults are zeros with notes, and an unexpected exception becomes `status: "error"`, masked.
     """
     ref = validate_reference(reference)

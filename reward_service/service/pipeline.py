@@ -12,8 +12,7 @@ from typing import Any
 
 import orjson
 
-from reward_service.scoring import ReferenceError as ScoringReferenceError
-from reward_service.scoring import RewardConfig, score
+from reward_service.scoring import InvalidReference, RewardConfig, score
 from reward_service.scoring.reference import canonical_json, reference_bounds_error
 from reward_service.service.cache import Cache, MemoryCache, RedisCache, item_key, key_prefix
 from reward_service.service.errors import Overloaded, Unavailable
@@ -272,7 +271,7 @@ class RewardService:
                 continue
             try:
                 result = score(completion, reference, batch.config, num_tokens, batch.explain).to_dict()
-            except ScoringReferenceError as exc:
+            except InvalidReference as exc:
                 batch.results[i] = {"status": INVALID_REFERENCE, "error": str(exc)}
                 continue
             batch.results[i] = result

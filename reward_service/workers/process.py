@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from reward_service.scoring import ReferenceError, RewardConfig, ScoreResult, validate_reference
+from reward_service.scoring import InvalidReference, RewardConfig, ScoreResult, validate_reference
 from reward_service.service.item_stats import ItemStats, task_label
 from reward_service.workers.protocol import DONE, FAILED, INVALID_REFERENCE, PART, READY, Progress, WorkItem, encode
 
@@ -58,7 +58,7 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     offset = 0
     flush_at = clock() + _FLUSH_S
     # The rollouts of a group arrive sharing one reference object (see protocol.share_references): validate
-    # it once for them all, and hand the scorer the validated Reference (or the ReferenceError).
+    # it once for them all, and hand the scorer the validated Reference (or the InvalidReference).
     validated: dict[int, Any] = {}
     for index, (completion, reference, num_tokens) in enumerate(items):
         started = clock()
@@ -67,10 +67,10 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
         if ref is None:
             try:
                 ref = validate_reference(reference)
-            except ReferenceError as exc:
+            except InvalidReference as exc:
                 ref = exc
             validated[id(reference)] = ref
-        if isinstance(ref, ReferenceError):
+        if isinstance(ref, InvalidReference):
             result = {"status": INVALID_REFERENCE, "error": str(ref)}  # not scored, not counted
             now = clock()
         else:

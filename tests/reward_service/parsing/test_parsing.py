@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reward_service.errors import RelaxedJSONError, TooDeepError
 from reward_service.parsing.completion import ParsedCompletion, parse_completion
-from reward_service.parsing.relaxed_json import JObject, RelaxedJSONError, TooDeepError, loads_relaxed
+from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 from reward_service.scoring import TASK_TYPES, score
 
 REFERENCES = [

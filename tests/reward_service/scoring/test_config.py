@@ -8,7 +8,7 @@ import pytest
 from reward_service.scoring import (
     DEFAULT_CONFIG,
     ConfigError,
-    ReferenceError,
+    InvalidReference,
     RewardConfig,
     validate_reference,
 )
@@ -59,14 +59,14 @@ def test_invalid_configs(override, words):
       "reference.graph_scale")],
 )
 def test_invalid_references_name_the_field(reference, field):
-    with pytest.raises(ReferenceError, match=field):
+    with pytest.raises(InvalidReference, match=field):
         validate_reference(reference)
 
 
 def test_reference_cache_does_not_confuse_null_and_nan():
     good = {"task_type": "numerical", "answer": 1, "graph": {"a": [0, 0]}, "graph_scale": None}
     assert validate_reference(good).graph_scale is None
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidReference):
         validate_reference({**good, "graph_scale": float("nan")})
 
 
@@ -76,9 +76,9 @@ def test_a_reference_is_bounded_in_depth_and_size_extra_keys_included():
 
     base = {"task_type": "multiple_choice", "answer": "B"}
     assert validate_reference({**base, "x": nested(63)}).answer == "B"  # 64 levels with the reference itself
-    with pytest.raises(ReferenceError, match="deeper than 64"):
+    with pytest.raises(InvalidReference, match="deeper than 64"):
         validate_reference({**base, "x": nested(64)})
-    with pytest.raises(ReferenceError, match="over the limit"):
+    with pytest.raises(InvalidReference, match="over the limit"):
         validate_reference({**base, "question": "x" * (1 << 20)})
 
 
@@ -95,3 +95,18 @@ def test_no_scored_result_is_made_without_a_finite_reward():
         with pytest.raises(ValueError, match="finite reward"):
             ScoreResult("ok", reward, {})
     assert ScoreResult.unscored("error", "x").reward is None
+
+
+def test_every_task_type_has_one_answer_scorer_and_an_unknown_one_is_a_clear_error():
+    from reward_service.errors import ScoringError, UnknownTaskType
+    from reward_service.scoring import TASK_TYPES
+    from reward_service.scoring.registry import answer_scorer, register
+
+    assert all(callable(answer_scorer(task_type)) for task_type in TASK_TYPES)
+    with pytest.raises(UnknownTaskType, match="counting") as raised:
+        answer_scorer("counting")
+    assert isinstance(raised.value, ScoringError) and isinstance(raised.value, ValueError)
+    with pytest.raises(UnknownTaskType):
+        register("counting")
+    with pytest.raises(ValueError, match="already registered"):
+        register("numerical")(lambda prediction, reference: None)
