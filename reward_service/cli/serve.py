@@ -18,56 +18,58 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reward_service.service.settings import Settings
 
-# flag -> Settings field; only flags given on the command line override the environment.
-_FLAGS: dict[str, str] = {
-    "host": "host",
-    "port": "port",
-    "redis_url": "redis_url",
-    "cache": "cache",
-    "api_key": "api_keys",
-    "reward_config": "reward_config_file",
-    "max_body_bytes": "max_body_bytes",
-    "max_items": "max_items",
-    "max_queued_items": "max_queued_items",
-    "max_inflight_body_bytes": "max_inflight_body_bytes",
-    "workers": "workers",
-    "chunk_items": "chunk_items",
-    "item_deadline": "item_deadline_s",
-    "request_deadline": "request_deadline_s",
-    "drain_grace": "drain_grace_s",
-    "header_timeout": "header_timeout_s",
-    "body_timeout": "body_timeout_s",
-    "log_level": "log_level",
-}
+# (flag, Settings field, type, help): only flags given on the command line override the environment.
+# Each help ends with the field's default, read from Settings: a default lives in one place.
+_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--host", "host", str, "bind address"),
+    ("--port", "port", int, "port"),
+    ("--redis-url", "redis_url", str, "cache in Redis, shared by replicas (without: the in-process cache)"),
+    ("--reward-config", "reward_config_file", str, "JSON file with a partial reward config: the server's default"),
+    ("--max-body-bytes", "max_body_bytes", int, "request body limit"),
+    ("--max-items", "max_items", int, "items per request limit"),
+    ("--max-queued-items", "max_queued_items", int, "queued items before 429"),
+    ("--max-inflight-body-bytes", "max_inflight_body_bytes", int, "bytes of request bodies held at once before 429"),
+    ("--workers", "workers", int, "scoring processes (0: one per core)"),
+    ("--chunk-items", "chunk_items", int, "most items sent to a worker at once"),
+    ("--item-deadline", "item_deadline_s", float, "seconds per item before its worker is killed"),
+    ("--request-deadline", "request_deadline_s", float, "seconds per request"),
+    ("--drain-grace", "drain_grace_s", float, "on SIGTERM, seconds to keep serving while not ready"),
+    ("--header-timeout", "header_timeout_s", float, "seconds for a request's headers to arrive"),
+    ("--body-timeout", "body_timeout_s", float, "seconds for a request's body to arrive"),
+]
+_CHOICES = {"cache": ("--cache", "cache backend (auto: Redis when a URL is given, else memory)"),
+            "log_level": ("--log-level", "log level")}
+_FLAGS: dict[str, str] = {flag[2:].replace("-", "_"): field for flag, field, _, _ in _OPTIONS}
+_FLAGS.update({"api_key": "api_keys", "cache": "cache", "log_level": "log_level"})
+
+
+def _with_default(text: str, field: str) -> str:
+    from reward_service.service.settings import Settings
+
+    default = Settings.model_fields[field].default
+    if default is None:
+        return text
+    if isinstance(default, int) and not isinstance(default, bool) and default >= 2**20 and default % 2**20 == 0:
+        return f"{text} (default {default // 2**20} MiB)"
+    return f"{text} (default {default:g})" if isinstance(default, float) else f"{text} (default {default})"
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `serve` on an argparse subparsers object; its handler is `args.func(args) -> int`."""
+    from typing import get_args
+
+    from reward_service.service.settings import Settings
+
     p = subparsers.add_parser("serve", help="run the HTTP reward service",
                               description="Run the HTTP reward service. Every flag has a REWARD_SERVICE_* "
                                           "environment variable (flags win).")
-    p.add_argument("--host", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default 8000)")
-    p.add_argument("--redis-url", help="cache in Redis, shared by replicas (default: in-process cache)")
-    p.add_argument("--cache", choices=("auto", "memory", "redis", "off"),
-                   help="cache backend (default auto: Redis when a URL is given, else memory)")
+    for flag, field, kind, text in _OPTIONS:
+        p.add_argument(flag, type=kind, help=_with_default(text, field))
+    for field, (flag, text) in _CHOICES.items():
+        p.add_argument(flag, choices=get_args(Settings.model_fields[field].annotation), help=_with_default(text, field))
     p.add_argument("--api-key", action="append",
                    help="require this bearer token; repeat for several (prefer REWARD_SERVICE_API_KEYS: "
                         "a flag shows in the process list)")
-    p.add_argument("--reward-config", help="JSON file with a partial reward config: the server's default")
-    p.add_argument("--max-body-bytes", type=int, help="request body limit (default 64 MiB)")
-    p.add_argument("--max-items", type=int, help="items per request limit (default 4096)")
-    p.add_argument("--max-queued-items", type=int, help="queued items before 429 (default 16384)")
-    p.add_argument("--max-inflight-body-bytes", type=int,
-                   help="bytes of request bodies held at once before 429 (default 128 MiB)")
-    p.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
-    p.add_argument("--chunk-items", type=int, help="most items sent to a worker at once (default 64)")
-    p.add_argument("--item-deadline", type=float, help="seconds per item before its worker is killed (default 2)")
-    p.add_argument("--request-deadline", type=float, help="seconds per request (default 30)")
-    p.add_argument("--drain-grace", type=float, help="on SIGTERM, seconds to keep serving while not ready")
-    p.add_argument("--header-timeout", type=float, help="seconds for a request's headers to arrive (default 10)")
-    p.add_argument("--body-timeout", type=float, help="seconds for a request's body to arrive (default 30)")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=serve_command)
     return p
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from reward_service.scoring.reference import canonical_json
 from reward_service.service.logs import OutageLog
+from reward_service.service.settings import default
 
 log = logging.getLogger("reward_service.service.cache")
 
@@ -143,10 +144,10 @@ class RedisCache:
         self,
         url: str,
         *,
-        timeout_s: float = 0.05,
-        retry_s: float = 1.0,
-        ttl_s: int = 7 * 24 * 3600,
-        fault_log_interval_s: float = 30.0,
+        timeout_s: float = default("redis_timeout_ms") / 1000,
+        retry_s: float = default("redis_retry_s"),
+        ttl_s: int = default("cache_ttl_s"),
+        fault_log_interval_s: float = default("fault_log_interval_s"),
         on_fault: Callable[[str, str], None] = lambda operation, kind: None,
         namespace: bytes = b"reward_service:",
     ) -> None:

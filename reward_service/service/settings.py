@@ -18,6 +18,12 @@ from reward_service.scoring import ConfigError, RewardConfig
 CacheBackend = Literal["auto", "memory", "redis", "off"]
 
 
+def default(field: str) -> Any:
+    """A setting's default, for the pieces that also run without a Settings (the worker pool, the caches,
+    the command line's help): each default lives here only."""
+    return Settings.model_fields[field].default
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REWARD_SERVICE_", extra="ignore", validate_default=True)
 

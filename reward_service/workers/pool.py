@@ -45,6 +45,7 @@ from typing import Any
 
 from reward_service.scoring import RewardConfig
 from reward_service.service.item_stats import ItemStats
+from reward_service.service.settings import default
 from reward_service.workers.channel import Channel
 from reward_service.workers.jobs import Chunk, Job, JobQueue
 from reward_service.workers.process import worker_main
@@ -104,10 +105,10 @@ class WorkerPool:
         self,
         *,
         workers: int,
-        scorer: str = "reward_service.scoring:score",
-        item_deadline_s: float = 2.0,
-        chunk_items: int = 64,
-        max_queued_items: int = 16384,
+        scorer: str = default("scorer"),
+        item_deadline_s: float = default("item_deadline_s"),
+        chunk_items: int = default("chunk_items"),
+        max_queued_items: int = default("max_queued_items"),
         on_restart: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._size = workers
