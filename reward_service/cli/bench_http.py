@@ -270,7 +270,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
                    latency_requests: int = 100, rounds: int = 5) -> dict[str, Any]:
     from reward_service.cli.bench_inprocess import measure_inprocess
-    from reward_service.synth import standard_mix
+    from reward_service.synth.mixes import standard_mix
 
     cores = workers or os.cpu_count() or 1
     mix = standard_mix(max(items, BATCH), seed)

@@ -88,16 +88,17 @@ def worst_case_ms(items: Sequence[dict[str, Any]], repeats: int = 5) -> float:
 
 
 def _mix_graph_pairs(
-    mix: Sequence[dict[str, Any]], per_size: int
+    mix: Sequence[tuple[dict[str, Any], str]], per_size: int
 ) -> dict[int, list[tuple[dict[str, Any], RelationGraph, RelationGraph]]]:
-    """(reference, its graph, predicted graph) of single-frame mix items with 4 to 8 reference nodes."""
+    """(reference, its graph, predicted graph) of single-frame close or noisy mix items (`labelled_mix`)
+    with 4 to 8 reference nodes."""
     from reward_service.graph import parse_graph
     from reward_service.scoring import validate_reference
 
     pairs: dict[int, list[tuple[dict[str, Any], RelationGraph, RelationGraph]]] = {n: [] for n in range(4, 9)}
-    for item in mix:
+    for item, grade in mix:
         ref = validate_reference(item["reference"]).relation_graph
-        if ref is None or len(ref.frames) != 1 or item["quality"] not in ("close", "noisy"):
+        if ref is None or len(ref.frames) != 1 or grade not in ("close", "noisy"):
             continue
         n = len(next(iter(ref.frames.values())))
         if n not in pairs or len(pairs[n]) >= per_size:
@@ -111,7 +112,8 @@ def _mix_graph_pairs(
     return pairs
 
 
-def ged_ratio(mix: Sequence[dict[str, Any]], per_size: int = 3, timeout_s: float = 10.0) -> dict[str, float]:
+def ged_ratio(mix: Sequence[tuple[dict[str, Any], str]], per_size: int = 3,
+              timeout_s: float = 10.0) -> dict[str, float]:
     """networkx graph edit distance time over our graph scoring time, on the mix's own single-frame
     graphs of 4 to 8 nodes (ours includes validating the reference and building its plan).
 
@@ -156,9 +158,10 @@ def ged_ratio(mix: Sequence[dict[str, Any]], per_size: int = 3, timeout_s: float
 
 
 def run_inprocess(items: int = 4000, seed: int = 0, ged_pairs: int = 3, rounds: int = 3) -> dict[str, float]:
-    from reward_service.synth import standard_mix, worst_case_items
+    from reward_service.synth.mixes import labelled_mix, worst_case_items
 
-    mix = standard_mix(items, seed=seed)
+    labelled = labelled_mix(items, seed=seed)
+    mix = [item for item, _ in labelled]
     answer_only = [it for it in mix if "graph" not in it["reference"]]
     with_graph = [it for it in mix if "graph" in it["reference"]]
     measure_inprocess(mix[: min(200, len(mix))])  # warm-up: imports, numpy paths
@@ -183,5 +186,5 @@ def run_inprocess(items: int = 4000, seed: int = 0, ged_pairs: int = 3, rounds: 
         "graph_share_of_floor": best["graph"] / best["graph_floor"],
         "worst_case_item_ms": worst_case_ms(worst_case_items()),
     }
-    figures.update(ged_ratio(mix, per_size=ged_pairs))
+    figures.update(ged_ratio(labelled, per_size=ged_pairs))
     return figures

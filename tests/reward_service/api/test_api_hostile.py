@@ -150,3 +150,13 @@ def test_json_with_a_charset_is_fine(client):
     response = client.post("/v1/rewards", content=orjson.dumps({"items": [item("a")]}),
                            headers={"content-type": "application/json; charset=utf-8"})
     assert response.status_code == 200
+
+
+def test_standard_mix_items_post_as_they_are(client):
+    # They carried an extra `quality` key that the strict schema refuses (422); now they are ready to post.
+    from reward_service.synth.mixes import standard_mix
+
+    items = standard_mix(24, seed=3)
+    response = post(client, {"items": items, "advantages": "grpo"})
+    assert response.status_code == 200, response.text[:500]
+    assert [r["id"] for r in response.json()["results"]] == [it["id"] for it in items]

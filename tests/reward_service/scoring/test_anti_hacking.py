@@ -6,15 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reward_service.scoring import score
-from reward_service.synth import (
-    ADVERSARIAL_KINDS,
-    MALFORMED_KINDS,
-    TASK_TYPES,
-    applicable_kinds,
-    generate_task,
-    make_completion,
-)
+from reward_service.scoring import TASK_TYPES, score
+from reward_service.synth.completions import make_completion
+from reward_service.synth.faults import ADVERSARIAL_KINDS, MALFORMED_KINDS, applicable_kinds
+from reward_service.synth.tasks import generate_task
 
 CASES = [(kind, task_type, with_graph) for kind in ADVERSARIAL_KINDS for task_type in TASK_TYPES
          if kind in applicable_kinds("adversarial", task_type) for with_graph in (False, True)]
