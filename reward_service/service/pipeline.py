@@ -21,7 +21,7 @@ from reward_service.service.metrics import ServiceMetrics
 from reward_service.service.settings import Settings
 from reward_service.version import SCORER_VERSION
 from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
-from reward_service.workers.protocol import INVALID_REFERENCE, WorkItem, share_references
+from reward_service.workers.protocol import WorkItem, share_references
 
 log = logging.getLogger("reward_service.service")
 
@@ -85,16 +85,13 @@ class Batch:
     cached: list[bool] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     stats: ItemStats = field(default_factory=ItemStats)  # the metrics of its items, counted once it is answered
+    # (index, why) of the items whose reference was found invalid where they were scored. A cached item's
+    # reference was valid when it was scored.
+    invalid: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def misses(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
-
-    def reference_errors(self) -> list[tuple[int, str]]:
-        """(index, message) of each scored item whose reference the workers found invalid. A cached
-        item's reference was valid when it was scored."""
-        return [(i, r["error"]) for i, r in enumerate(self.results)
-                if r is not None and r["status"] == INVALID_REFERENCE]
 
 
 class RewardService:
@@ -188,9 +185,8 @@ class RewardService:
             raise InvalidReferences(errors)
         batch = await self.lookup(items, config, explain)
         await self.complete(batch, started + self.settings.request_deadline_s)
-        errors = batch.reference_errors()
-        if errors:
-            raise InvalidReferences(errors)
+        if batch.invalid:
+            raise InvalidReferences(sorted(batch.invalid))
         return batch
 
     async def lookup(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool) -> Batch:
@@ -230,9 +226,8 @@ class RewardService:
     async def complete(self, batch: Batch, deadline_at: float) -> None:
         """Score the misses (until the request deadline) and cache the scored ones.
 
-        References are validated where the items are scored: when one is invalid
-        (`batch.reference_errors()`), the request is the client's bug and is answered 422, so nothing of
-        it is cached or counted."""
+        References are validated where the items are scored: when one is invalid (`batch.invalid`), the
+        request is the client's bug and is answered 422, so nothing of it is cached or counted."""
         misses = self._score_oversize(batch)
         scored_stats = None
         if misses:
@@ -247,8 +242,9 @@ class RewardService:
                 raise Unavailable("the scoring workers are not ready yet", code="not_ready") from None
             for i, result in zip(misses, scored.results, strict=True):
                 batch.results[i] = result
+            batch.invalid += [(misses[position], why) for position, why in scored.invalid]
             scored_stats = scored.stats
-        if batch.reference_errors():
+        if batch.invalid:
             return
         self.metrics.merge_items(batch.stats)
         if scored_stats is not None:
@@ -263,7 +259,7 @@ class RewardService:
         them (`completion_too_large`), so they never travel to a worker (a 20 MB one used to spend its
         item deadline in transfer). Returns the other misses."""
         limit = batch.config.max_completion_chars
-        rest = []
+        rest: list[int] = []
         for i in batch.misses:
             completion, reference, num_tokens = batch.items[i]
             if len(completion) <= limit:
@@ -272,7 +268,7 @@ class RewardService:
             try:
                 result = score(completion, reference, batch.config, num_tokens, batch.explain).to_dict()
             except InvalidReference as exc:
-                batch.results[i] = {"status": INVALID_REFERENCE, "error": str(exc)}
+                batch.invalid.append((i, str(exc)))
                 continue
             batch.results[i] = result
             batch.stats.add(task_label(reference), result)

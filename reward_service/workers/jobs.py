@@ -38,8 +38,8 @@ def chunk_bounds(n: int, workers: int, most: int) -> list[tuple[int, int]]:
 class Job:
     """One `score` call: its items, and their results in item order, filled as chunks come back."""
 
-    __slots__ = ("config_dict", "config_id", "done", "explain", "items", "on_done", "remaining", "results",
-                 "stats", "timer")
+    __slots__ = ("config_dict", "config_id", "done", "explain", "invalid", "items", "on_done", "remaining",
+                 "results", "stats", "timer")
 
     def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
                  on_done: Callable[[], None] = lambda: None) -> None:
@@ -51,6 +51,7 @@ class Job:
         self.results: list[dict[str, Any] | None] = [None] * len(items)
         self.remaining = len(items)
         self.stats = ItemStats()  # of its items, scored or not
+        self.invalid: list[tuple[int, str]] = []  # (position, why) of items whose reference is invalid
         self.done = False
         self.timer: Any = None  # the request deadline's timer handle, owned by the pool
 
@@ -173,12 +174,18 @@ class JobQueue:
         self.queued = sum(len(c) for c in kept)
         self._chunks = kept
 
-    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any]], stats: dict[int, ItemStats]) -> None:
-        """Results of a chunk's items from `offset` on, as its worker reported them, and their metrics by
-        segment (`Chunk.segments`)."""
-        for (job, position), result in zip(chunk.slots[offset:offset + len(results)], results, strict=True):
+    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any] | None], stats: dict[int, ItemStats],
+               invalid: dict[int, str]) -> None:
+        """Results of a chunk's items from `offset` on, as its worker reported them (None, with the reason
+        in `invalid` by index in the chunk, for an invalid reference), and their metrics by segment
+        (`Chunk.segments`)."""
+        for k, ((job, position), result) in enumerate(zip(chunk.slots[offset:offset + len(results)], results,
+                                                           strict=True)):
             if not job.done:
-                job.results[position] = result
+                if result is None:
+                    job.invalid.append((position, invalid[offset + k]))
+                else:
+                    job.results[position] = result
                 job.remaining -= 1
         if stats:
             segments = chunk.segments()

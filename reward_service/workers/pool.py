@@ -72,11 +72,12 @@ class PoolOverloaded(Exception):
 
 @dataclass
 class Scored:
-    """What `WorkerPool.score` returns: results in item order (`ScoreResult.to_dict()` shape) and the
-    items' metrics."""
+    """What `WorkerPool.score` returns: results in item order (`ScoreResult.to_dict()` shape), the items'
+    metrics, and (position, why) of the items whose reference is invalid (their results are None)."""
 
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any] | None]
     stats: ItemStats
+    invalid: list[tuple[int, str]]
 
 
 class _Worker:
@@ -274,13 +275,13 @@ class WorkerPool:
         """Score `items` within `deadline_s`: results in item order, and their metrics.
 
         Items not scored within their deadlines come back `timeout`; an item whose reference is invalid
-        comes back `{"status": INVALID_REFERENCE, "error": message}`, unscored. Raises PoolOverloaded when
+        comes back in `Scored.invalid`, unscored. Raises PoolOverloaded when
         the queue would pass its limit and PoolUnavailable when not ready.
         """
         if not self.ready:
             raise PoolUnavailable(self._failure or "worker pool is not ready")
         if not items:
-            return Scored([], ItemStats())
+            return Scored([], ItemStats(), [])
         if self._queue.queued + len(items) > self._max_queued:
             raise PoolOverloaded(self.retry_after_s())
         loop = asyncio.get_running_loop()
@@ -301,7 +302,7 @@ class WorkerPool:
             self._queue.drop(job)
             self._queue.finish(job)
             raise
-        return Scored(job.results, job.stats)  # type: ignore[arg-type]  # every slot is filled when done
+        return Scored(job.results, job.stats, sorted(job.invalid))
 
     @staticmethod
     def _job_done(job: Job, future: asyncio.Future[None]) -> None:
@@ -380,12 +381,13 @@ class WorkerPool:
         if worker in self._workers:  # not one we stopped or gave up on ourselves
             self._lost(worker, "crash", "error", "scoring process died")
 
-    def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int, results: list[dict[str, Any]],
-                    stats: dict[int, ItemStats]) -> None:
+    def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int,
+                    results: list[dict[str, Any] | None], stats: dict[int, ItemStats],
+                    invalid: dict[int, str]) -> None:
         if not worker.chunks or worker.chunks[0].seq != seq:
             return
         chunk = worker.chunks[0]
-        self._queue.record(chunk, offset, results, stats)
+        self._queue.record(chunk, offset, results, stats, invalid)
         if not done:
             return
         if worker.timer is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from reward_service.scoring import InvalidReference, RewardConfig, ScoreResult, validate_reference
 from reward_service.service.item_stats import ItemStats, task_label
-from reward_service.workers.protocol import DONE, FAILED, INVALID_REFERENCE, PART, READY, Progress, WorkItem, encode
+from reward_service.workers.protocol import DONE, FAILED, PART, READY, Progress, WorkItem, encode
 
 Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
 
@@ -51,7 +51,8 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     """Score a chunk and send its results: all at the end, or in parts when the chunk is slow, so that
     a deadline or a kill later in the chunk never loses the items already scored. Metrics are kept by
     segment (a run of items of one request)."""
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any] | None] = []
+    invalid: dict[int, str] = {}  # index in the chunk -> why its reference is invalid
     segment_of = [segment for segment, length in enumerate(segments) for _ in range(length)]
     stats: dict[int, ItemStats] = {}
     clock = time.monotonic
@@ -71,7 +72,8 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
                 ref = exc
             validated[id(reference)] = ref
         if isinstance(ref, InvalidReference):
-            result = {"status": INVALID_REFERENCE, "error": str(ref)}  # not scored, not counted
+            result = None  # not scored, not counted: the request is answered 422
+            invalid[index] = str(ref)
             now = clock()
         else:
             try:
@@ -86,12 +88,12 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             segment_stats.add(task_label(reference), result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
-            conn.send_bytes(encode((PART, seq, offset, results, stats)))
+            conn.send_bytes(encode((PART, seq, offset, results, stats, invalid)))
             offset += len(results)
-            results, stats = [], {}
+            results, stats, invalid = [], {}, {}
             flush_at = now + _FLUSH_S
     progress.idle()
-    conn.send_bytes(encode((DONE, seq, offset, results, stats)))
+    conn.send_bytes(encode((DONE, seq, offset, results, stats, invalid)))
 
 
 def worker_main(conn: Connection, progress: Progress, scorer_path: str) -> None:

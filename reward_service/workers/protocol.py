@@ -5,9 +5,11 @@ Messages are pickled tuples (`PICKLE` protocol) in multiprocessing.Connection's 
 * pool -> worker: `(seq, config_id, config_dict, explain, items, segments)` to score a chunk (segments:
   the lengths of its runs of items from one request), or `None` to stop;
 * worker -> pool: `("ready",)`, `("failed", reason)`, and for each chunk zero or more
-  `("part", seq, offset, results, stats)` then one `("done", seq, offset, results, stats)`: the
-  results of the chunk's items from `offset` on, and their `ItemStats` by segment index (each
-  request's metrics are its own: a request answered 422 counts none).
+  `("part", seq, offset, results, stats, invalid)` then one `("done", ...)` alike: the results of the
+  chunk's items from `offset` on (None for an item whose reference is invalid, with the reason in
+  `invalid`, by index in the chunk: it is the client's error, answered 422, never a result), and
+  their `ItemStats` by segment index (each request's metrics are its own: a request answered 422
+  counts none).
 
 `share_references` is the one place that makes equal references one object: pickle then sends a
 GRPO group's reference once per chunk, the worker validates it once (it keys by object), and the
@@ -24,9 +26,6 @@ WorkItem = tuple[str, Any, "int | None"]  # completion, reference (JSON object, 
 
 PICKLE = pickle.HIGHEST_PROTOCOL
 READY, FAILED, PART, DONE = "ready", "failed", "part", "done"
-# The status of an item whose reference is invalid. It never leaves the service: the request is answered
-# 422 naming the item (api.md). References are validated in the workers, once, not in the service too.
-INVALID_REFERENCE = "invalid_reference"
 
 
 def share_references(items: Sequence[WorkItem]) -> list[WorkItem]:

@@ -35,7 +35,7 @@ def test_a_job_is_cut_into_chunks_and_finishes_when_every_result_is_in():
     assert queue.queued == 0
     assert [p for c in chunks for p in positions(c)] == list(range(10))
     for chunk in reversed(chunks):  # results may come back in any order
-        queue.record(chunk, 0, [ok(p) for p in positions(chunk)], {})
+        queue.record(chunk, 0, [ok(p) for p in positions(chunk)], {}, {})
         queue.complete(chunk)
     assert done == ["done"] and job.remaining == 0
     assert [r["reward"] for r in job.results] == [float(i) for i in range(10)]
@@ -47,13 +47,13 @@ def test_a_lost_worker_blames_only_the_item_it_was_scoring():
     queue.add(job)
     chunk = queue.pop()
     assert positions(chunk) == [0, 1, 2]
-    queue.record(chunk, 0, [ok(0)], {})  # item 0 reported, then the worker was lost on item 1
+    queue.record(chunk, 0, [ok(0)], {}, {})  # item 0 reported, then the worker was lost on item 1
     queue.settle(chunk, 1, "timeout", "item deadline passed")
     assert job.results[1]["status"] == "timeout" and job.results[1]["diagnostics"]["retryable"] is False
     again = queue.pop()
     assert positions(again) == [2] and again.attempts == 0  # back at the front, no attempt counted
     while again is not None:
-        queue.record(again, 0, [ok(p) for p in positions(again)], {})
+        queue.record(again, 0, [ok(p) for p in positions(again)], {}, {})
         queue.complete(again)
         again = queue.pop()
     assert done == ["done"] and [r["status"] for r in job.results] == ["ok", "timeout", "ok", "ok", "ok"]
@@ -96,7 +96,7 @@ def test_small_jobs_queued_together_are_coalesced_into_one_chunk_and_batches_are
     assert all(queue.pop().only(batch) for _ in range(len(queue)))
     stats = {2: ItemStats()}
     stats[2].add("multiple_choice", ok(0))
-    queue.record(first, 0, [ok(i) for i in range(4)], stats)
+    queue.record(first, 0, [ok(i) for i in range(4)], stats, {})
     queue.complete(first)
     assert all(done == ["done"] for _, done in singles[:4])
     assert singles[2][0].stats.items == {("multiple_choice", "ok"): 1} and singles[0][0].stats.items == {}
@@ -112,3 +112,14 @@ def test_a_lost_coalesced_chunk_blames_one_request_and_requeues_the_others():
     assert singles[1][1] == ["done"] and singles[1][0].results[0]["status"] == "timeout"
     again = queue.pop()
     assert again.jobs() == [singles[0][0], singles[2][0]]
+
+
+def test_an_invalid_reference_is_reported_apart_never_as_a_result():
+    queue = JobQueue(workers=1, chunk_items=8)
+    job, done = job_of(2)
+    queue.add(job)
+    chunk = queue.pop()
+    queue.record(chunk, 0, [None, ok(1)], {}, {0: "reference.answer: must be a finite number"})
+    queue.complete(chunk)
+    assert done == ["done"] and job.invalid == [(0, "reference.answer: must be a finite number")]
+    assert job.results[0] is None and job.results[1]["status"] == "ok"
