@@ -10,9 +10,8 @@ from service_fixtures import GOOD, MC_REF, WRONG, in_process, item, settings
 
 
 @pytest.fixture(scope="module")
-def client():
-    with in_process(settings()) as c:
-        yield c
+def client(service_client):
+    return service_client
 
 
 def post(client, body, path="/v1/rewards", **headers):

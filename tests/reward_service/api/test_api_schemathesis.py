@@ -23,6 +23,8 @@ from service_fixtures import real_server
 from reward_service.api.app import create_app
 from reward_service.service.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,

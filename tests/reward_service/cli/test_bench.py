@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 KEYS = {"inprocess_items_per_s_per_core", "answer_only_items_per_s_per_core", "graph_items_per_s_per_core",
         "worst_case_item_ms", "ged_baseline_ratio", "ged_ratio_8_nodes", "ged_timeouts",
         "answer_only_floor_items_per_s", "graph_floor_items_per_s", "answer_only_share_of_floor",

@@ -12,15 +12,11 @@ import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from service_fixtures import GOOD, NUM_REF, WRONG, in_process, item, redis_server, settings
+from service_fixtures import GOOD, NUM_REF, WRONG, in_process, item, settings
 
 from reward_service.service.cache import RedisCache
 
-
-@pytest.fixture
-def redis():
-    with redis_server() as server:
-        yield server
+pytestmark = pytest.mark.redis
 
 
 def metric(client, name, **labels):

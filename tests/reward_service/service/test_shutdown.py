@@ -12,7 +12,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from service_fixtures import GOOD, SLOW_SCORER, item, real_server
+
+pytestmark = pytest.mark.slow
 
 
 def processes_with(marker: str) -> list[int]:
