@@ -154,7 +154,7 @@ def test_same_seed_same_output() -> None:
 
 
 def test_imports_without_service_dependencies() -> None:
-    code = "import sys, reward_service.synth; print(sorted({'fastapi', 'redis', 'torch'} & set(sys.modules)))"
+    code = "import sys, reward_service.synth.mixes; print(sorted({'fastapi', 'redis', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
