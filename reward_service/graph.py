@@ -1,7 +1,8 @@
 """The relation graph: frames of nodes with a category and a position (reward-spec sections 3 and 4).
 
-`read_graph` turns parsed graph JSON (a `JObject` from a completion, or a dict from a reference) into
-a `RelationGraph`. The scorer works on the numpy arrays of its frames; `to_networkx` gives the same
+`parse_graph` reads a completion's graph text (tolerant JSON, within the limits); `read_graph` turns
+parsed graph JSON (a `JObject` from a completion, or a dict from a reference) into a `RelationGraph`.
+The scorer works on the numpy arrays of its frames; `to_networkx` gives the same
 frame as a networkx graph with derived distance edges, for diagnostics and for the graph edit
 distance baseline of the benchmark (networkx is far too slow for the scoring hot path).
 """
@@ -15,26 +16,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from reward_service.parsing.relaxed_json import JObject
+from reward_service.errors import GraphError, RelaxedJSONError, TooDeepError
+from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 
 if TYPE_CHECKING:
     import networkx as nx
 
+MAX_GRAPH_BYTES = 32 * 1024  # of graph text, UTF-8 (section 4)
 MAX_FRAMES = 16
 MAX_NODES = 24
 MAX_COORD = 1e6
+EDGE_EPS = 1e-9  # edges shorter than this have no direction: section 3 leaves them out of the edge term
 _NAME_KEYS = ("name", "id", "label")
 _POS_KEYS = ("pos", "position", "center")
 _SEPARATORS = re.compile(r"[\s\-]+")
 _FIRST_DIGITS = re.compile(r"[0-9]+")
 
 
-class GraphError(ValueError):
-    """A graph that cannot be scored; `note` is the spec's note word."""
-
-    def __init__(self, note: str, message: str) -> None:
-        super().__init__(message)
-        self.note = note
 
 
 @lru_cache(maxsize=65536)
@@ -66,6 +64,19 @@ class RelationGraph:
     dynamic: bool
     # Work derived from the graph alone (the scorer's plan), kept with it: references are reused.
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def edge_defined(self) -> bool:
+        """Whether R_edge exists with this graph as the reference (reward-spec section 3): some frame has
+        two nodes at least 1e-9 apart. It depends on the graph alone, so a completion too large to parse
+        gets its 0 or null without the scorer's plan (and its compiled kernels) being built."""
+        defined = self.cache.get("edge_defined")
+        if defined is None:
+            defined = self.cache["edge_defined"] = any(
+                math.sqrt(sum((q - p) ** 2 for p, q in zip(a.pos, b.pos, strict=False))) >= EDGE_EPS
+                for nodes in self.frames.values() for i, a in enumerate(nodes) for b in nodes[i + 1:]
+            )
+        return bool(defined)
 
     def to_networkx(self, frame: int) -> nx.Graph:
         """One frame as a complete graph: nodes carry category and position, edges their distance."""
@@ -120,8 +131,24 @@ def _position(value: Any) -> tuple[float, ...] | None:
     return _position_list(value)
 
 
+_EXACT = (float, int)
+
+
 def _position_list(value: Any) -> tuple[float, ...] | None:
-    if type(value) is not list or not 2 <= len(value) <= 3:  # JObject, a list subclass, is no position
+    if type(value) is not list:  # JObject, a list subclass, is no position
+        return None
+    n = len(value)
+    # The usual shapes first, unrolled: this runs for every node of every graph (a loop costs 2x).
+    if n == 3:
+        x, y, z = value
+        if (type(x) in _EXACT and type(y) in _EXACT and type(z) in _EXACT and -MAX_COORD <= x <= MAX_COORD
+                and -MAX_COORD <= y <= MAX_COORD and -MAX_COORD <= z <= MAX_COORD):
+            return (float(x), float(y), float(z))
+    elif n == 2:
+        x, y = value
+        if type(x) in _EXACT and type(y) in _EXACT and -MAX_COORD <= x <= MAX_COORD and -MAX_COORD <= y <= MAX_COORD:
+            return (float(x), float(y))
+    if not 2 <= n <= 3:
         return None
     for x in value:
         exact = type(x) is float or type(x) is int  # the fast path; numpy floats and the like pass below
@@ -156,13 +183,19 @@ def _read_nodes(nodes: Any, strict: bool, where: str) -> list[Node] | None:
     if len(entries) > MAX_NODES:
         raise GraphError("graph_too_large", f"{where}: more than {MAX_NODES} nodes")
     out = []
+    new_node = tuple.__new__  # a NamedTuple's own constructor is a Python function: ~0.4 us a node
     for name, value in entries:
-        pos = _position(value) if isinstance(name, str) else None
-        if pos is None or name is None:
+        if type(name) is not str:
+            pos = None
+        elif type(value) is list:
+            pos = _position_list(value)
+        else:
+            pos = _position(value)
+        if pos is None:
             if strict:
                 raise GraphError("graph_invalid", f"{where}: node {name!r} has no valid position")
             continue
-        out.append(Node(name, category(name), pos))
+        out.append(new_node(Node, (name, category(name), pos)))
     return out
 
 
@@ -204,3 +237,21 @@ def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
     if not frames:
         raise GraphError("graph_invalid", "graph: no valid frame")
     return RelationGraph(frames=dict(sorted(frames.items())), dynamic=True)
+
+
+def parse_graph(graphs: list[str]) -> RelationGraph:
+    """The predicted graph from the graph blocks of the think block; GraphError names the fault."""
+    if not graphs:
+        raise GraphError("graph_missing", "no graph block inside the think block")
+    if len(graphs) > 1:
+        raise GraphError("graph_ambiguous", "several graph blocks")
+    text = graphs[0]
+    if len(text) > MAX_GRAPH_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_GRAPH_BYTES:
+        raise GraphError("graph_too_large", "graph text over 32 KiB")
+    try:
+        value = loads_relaxed(text)
+    except TooDeepError as exc:
+        raise GraphError("graph_too_large", str(exc)) from None
+    except RelaxedJSONError as exc:
+        raise GraphError("graph_invalid", f"graph does not parse: {exc}") from None
+    return read_graph(value)

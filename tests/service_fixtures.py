@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from reward_service.api.app import create_app
-from reward_service.bench_http import RunningService, running_service
-from reward_service.core.settings import Settings
+from reward_service.cli.bench_http import RunningService, running_service
+from reward_service.service.settings import Settings
 
 TESTS_DIR = Path(__file__).resolve().parent
 SPEC_DIR = TESTS_DIR.parents[1] / "shared" / "spec"

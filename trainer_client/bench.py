@@ -22,14 +22,13 @@ from trainer_client.client import RewardClient
 
 
 def _items(n: int, seed: int) -> list[dict[str, Any]]:
-    from reward_service.synth import standard_mix
+    from reward_service.synth.mixes import standard_mix
 
-    keep = ("id", "group_id", "completion", "reference", "num_tokens")
-    return [{k: item[k] for k in keep} for item in standard_mix(n, seed=seed)]
+    return standard_mix(n, seed=seed)  # ready to post
 
 
 def run(items: int = 4096, rounds: int = 3, seed: int = 0, chunk_items: int | None = None) -> dict[str, float]:
-    from reward_service.bench_http import running_service
+    from reward_service.cli.bench_http import running_service
 
     batch = _items(items, seed)
     body = orjson.dumps({"items": batch, "advantages": "grpo"})

@@ -9,14 +9,18 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Route
 
 from reward_service.api import health, metrics, openrlhf, rewards
+from reward_service.api.deps import protected
+from reward_service.api.docs import DIRECT
 from reward_service.api.middleware import ServiceMiddleware
-from reward_service.api.service import PACKAGE_VERSION, RewardService
-from reward_service.core.errors import install_error_handlers
-from reward_service.core.settings import Settings
 from reward_service.schemas import OpenRLHFRequest, RewardsRequest
+from reward_service.service.errors import install_error_handlers
+from reward_service.service.pipeline import PACKAGE_VERSION, RewardService
+from reward_service.service.settings import Settings
 
 DESCRIPTION = """Rewards for GRPO training of video LLMs (Video-STR relation-graph rewards, reward-spec v1).
 
@@ -48,8 +52,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _, defs = models_json_schema([(RewardsRequest, "validation"), (OpenRLHFRequest, "validation")],
                                      ref_template="#/components/schemas/{model}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        if app.state.api_keys:  # declared only when configured: without keys no route asks for one
+            schema["components"]["securitySchemes"] = {"HTTPBearer": _BEARER}
+            for path, operations in schema.get("paths", {}).items():
+                if protected(path):
+                    for operation in operations.values():
+                        operation["security"] = [{"HTTPBearer": []}]
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+_BEARER = {"type": "http", "scheme": "bearer", "description": "one of the service's API keys"}
+
+
+def _direct_routes(routes: list[APIRoute]) -> dict[tuple[str, str], Any]:
+    """(method, path) -> endpoint of the routes the middleware dispatches itself (`scoring_route`)."""
+    return {(method, route.path): route.endpoint for route in routes
+            if getattr(route.endpoint, DIRECT, False) for method in route.methods or ()}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,9 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan, redirect_slashes=False)
     app.state.service = service
     app.state.api_keys = settings.key_bytes()
+    routes: list[APIRoute] = []
     for module in (rewards, openrlhf, health, metrics):
         app.include_router(module.router)
+        routes += [route for route in module.router.routes if isinstance(route, APIRoute)]
     install_error_handlers(app)
-    app.add_middleware(ServiceMiddleware, service=service)
+    # One route table, FastAPI's: the metric labels and the middleware's dispatch are read from it.
+    paths = frozenset([route.path for route in routes] + [r.path for r in app.routes if isinstance(r, Route)])
+    app.add_middleware(ServiceMiddleware, service=service, routes=paths, direct=_direct_routes(routes))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -15,7 +15,13 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from reward_service.core.errors import BadJSON, InvalidRequest, PayloadTooLarge, clean_validation_errors
+from reward_service.service.errors import (
+    BadJSON,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    clean_validation_errors,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,8 +29,12 @@ MAX_DETAIL = 100  # a 4096-item request with every item wrong gets the first hun
 
 
 async def read_json(request: Request, field: str, limit: int) -> Any:
-    """The body's JSON (400 if it is not JSON); 413 for more than `limit` entries in its list `field`,
-    checked before the schema builds a model of each."""
+    """The body's JSON (415 for another media type, 400 if it is not JSON); 413 for more than `limit`
+    entries in its list `field`, checked before the schema builds a model of each."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        # A client that sends a form or text means something else; without a Content-Type, JSON is assumed.
+        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), got {media_type!r}")
     body = await request.body()
     try:
         data = orjson.loads(body)
@@ -54,11 +64,10 @@ def invalid(message: str, issues: list[tuple[list[str | int], str, str]]) -> Inv
     return InvalidRequest(message, detail=detail)
 
 
-def check_references(errors: list[tuple[int, str]], loc: Callable[[int], list[str | int]],
-                     name: Callable[[int], str]) -> None:
-    """422 for the invalid references the workers found (`Batch.reference_errors()`): every such item,
-    at `loc(index)`, and the first named by `name(index)` in the message."""
-    if errors:
-        first, message = errors[0]
-        raise invalid(f"{name(first)}: invalid reference: {message}",
-                      [(loc(i), msg, "invalid_reference") for i, msg in errors])
+def invalid_references(errors: list[tuple[int, str]], loc: Callable[[int], list[str | int]],
+                       name: Callable[[int], str]) -> InvalidRequest:
+    """The 422 for invalid references (`pipeline.InvalidReferences`): every such item at `loc(index)`,
+    the first named by `name(index)` in the message."""
+    first, message = errors[0]
+    return invalid(f"{name(first)}: invalid reference: {message}",
+                   [(loc(i), msg, "invalid_reference") for i, msg in errors])

@@ -1,4 +1,8 @@
-"""Route dependencies: the service object, bearer-token auth, readiness."""
+"""Route dependencies: the service object, bearer-token auth, readiness.
+
+They take the request alone, so the middleware can call them for the scoring routes it dispatches
+itself (see middleware.py) exactly as FastAPI calls them for the others.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,14 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reward_service.api.service import RewardService
-from reward_service.core.errors import Unauthorized
+from reward_service.service.errors import Unauthorized
+from reward_service.service.pipeline import RewardService
 
-# Dependencies are `async def` so FastAPI runs them on the loop, not through a thread hop each.
-# auto_error=False: we answer 401 with api.md's error body ourselves, and only when keys are set.
-# Declaring the scheme also puts it in /openapi.json.
-bearer = HTTPBearer(auto_error=False, description="required when the service is given API keys")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+def protected(path: str) -> bool:
+    """api.md: with keys configured, every /v1/* and /get_reward request needs a bearer token."""
+    return path.startswith("/v1/") or path == "/get_reward"
 
 
 async def get_service(request: Request) -> RewardService:
@@ -31,30 +33,42 @@ def key_matches(presented: bytes, keys: list[bytes]) -> bool:
     return matched
 
 
-def _check_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+def bearer_token(request: Request) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case), else None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.encode()
+
+
+def check_key(request: Request) -> None:
+    """401 unless the request carries one of the service's keys (when it has any)."""
     keys: list[bytes] = request.app.state.api_keys
     if not keys:
         return
-    # HTTPBearer(auto_error=False) gives None for a missing header or any scheme but Bearer.
-    if credentials is None or not key_matches(credentials.credentials.encode(), keys):
+    token = bearer_token(request)
+    if token is None or not key_matches(token, keys):
         raise Unauthorized()
 
 
-async def require_api_key(request: Request, credentials: Credentials) -> None:
-    _check_key(request, credentials)
+async def require_api_key(request: Request) -> None:
+    check_key(request)
 
 
 ServiceDep = Annotated[RewardService, Depends(get_service)]
 
 
-async def scoring_service(request: Request, credentials: Credentials) -> RewardService:
+def scoring_service(request: Request) -> RewardService:
     """The service for a scoring route, once the caller is authorised (401 first) and the workers are
-    ready (then 503). One dependency instead of a chain of three: FastAPI spends ~30 us on each, per
-    request, and scoring routes also take small batches."""
-    _check_key(request, credentials)
+    ready (then 503)."""
+    check_key(request)
     service: RewardService = request.app.state.service
     service.check_ready()
     return service
 
 
-ScoringServiceDep = Annotated[RewardService, Depends(scoring_service)]
+async def _scoring_service(request: Request) -> RewardService:
+    return scoring_service(request)
+
+
+ScoringServiceDep = Annotated[RewardService, Depends(_scoring_service)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from reward_service.schemas import ErrorBody
 
@@ -10,9 +11,11 @@ _DESCRIPTIONS = {
     200: "Success",
     400: "The body is not valid JSON",
     401: "Missing or wrong bearer token (only when the service has API keys)",
+    408: "The request's headers or body did not arrive in time (the connection is closed)",
     413: "The body or the item count is over the service's limit",
+    415: "The body is not JSON (Content-Type other than application/json)",
     422: "The body breaks the schema, or a reference or the config override is invalid",
-    429: "The service has more queued work than its limit; retry after Retry-After seconds",
+    429: "The service has more queued work, or holds more request bodies, than its limits; retry after Retry-After",
     500: "Unexpected fault (logged with the request id)",
     503: "Starting, draining, or (OpenRLHF protocol) an item could not be scored; retry after Retry-After",
 }
@@ -43,6 +46,17 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status], "headers": headers_for(status)}
     return out
+
+
+DIRECT = "dispatched_by_middleware"
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def scoring_route(endpoint: E) -> E:
+    """Mark a scoring route's endpoint `(request, service) -> Response` for the middleware to call itself
+    (`ServiceMiddleware.dispatch`); FastAPI's route for it describes it in /openapi.json."""
+    setattr(endpoint, DIRECT, True)
+    return endpoint
 
 
 def request_body(schema_name: str) -> dict[str, Any]:

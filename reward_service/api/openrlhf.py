@@ -18,12 +18,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from reward_service.api.body import check_references, invalid, parse_model, read_json
+from reward_service.api.body import invalid, invalid_references, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses
-from reward_service.core.errors import Unavailable
+from reward_service.api.docs import request_body, responses, scoring_route
 from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
+from reward_service.service.errors import Unavailable
+from reward_service.service.pipeline import InvalidReferences
 
 router = APIRouter()
 
@@ -57,15 +58,18 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     "/get_reward",
     summary="OpenRLHF remote reward",
     response_model=OpenRLHFResponse,
-    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("OpenRLHFRequest"),
 )
+@scoring_route
 async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
     req = parse_model(OpenRLHFRequest, await read_json(request, "query", service.settings.max_items))
     references = _labels(req)
     items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
-    batch = await service.score(items, service.default_config, False, request.scope["state"]["started"])
-    check_references(batch.reference_errors(), lambda i: ["labels", i], lambda i: f"labels[{i}]")
+    try:
+        batch = await service.score(items, service.default_config, False, request.scope["state"]["started"])
+    except InvalidReferences as exc:
+        raise invalid_references(exc.errors, lambda i: ["labels", i], lambda i: f"labels[{i}]") from None
     results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
 
     retryable = sum(1 for r in results if r["mask"] and r["diagnostics"].get("retryable"))

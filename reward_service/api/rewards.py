@@ -8,14 +8,14 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from reward_service.api.body import check_references, invalid, parse_model, read_json
+from reward_service.api.body import invalid, invalid_references, parse_model, read_json
 from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses
+from reward_service.api.docs import request_body, responses, scoring_route
 from reward_service.api.request import ScoringRequest, read_valid_request
-from reward_service.api.service import RewardService
 from reward_service.schemas import RewardsRequest, RewardsResponse
 from reward_service.scoring import ConfigError, RewardConfig
 from reward_service.scoring.advantages import group_advantages
+from reward_service.service.pipeline import InvalidReferences, RewardService
 from reward_service.version import SCORER_VERSION
 
 router = APIRouter()
@@ -50,18 +50,21 @@ def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig
     "/v1/rewards",
     summary="Score a batch of rollouts",
     response_model=RewardsResponse,
-    responses=responses(400, 401, 413, 422, 429, 500, 503),
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
     openapi_extra=request_body("RewardsRequest"),
 )
+@scoring_route
 async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
     data = await read_json(request, "items", service.settings.max_items)
     req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))
     del data  # the request's values live on in `req`; the rest can go now
     _check_request(req)
     config = _resolve_config(service, req)
-    batch = await service.score(req.items, config, req.explain, request.scope["state"]["started"])
-    check_references(batch.reference_errors(), lambda i: ["items", i, "reference"],
-                     lambda i: f"item {i} (id {req.ids[i]!r})")
+    try:
+        batch = await service.score(req.items, config, req.explain, request.scope["state"]["started"])
+    except InvalidReferences as exc:
+        raise invalid_references(exc.errors, lambda i: ["items", i, "reference"],
+                                 lambda i: f"item {i} (id {req.ids[i]!r})") from None
     results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
 
     advantages: list[float | None]

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from reward_service.errors import RelaxedJSONError, TooDeepError
+
 MAX_DEPTH = 64
 
 
@@ -31,12 +33,6 @@ class JObject(list[tuple[str, Any]]):
         return default
 
 
-class RelaxedJSONError(ValueError):
-    """Text that is not JSON, even relaxed."""
-
-
-class TooDeepError(RelaxedJSONError):
-    """Nesting deeper than the limit (section 4): the graph is too large, not merely invalid."""
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=JObject)

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from reward_service.errors import ConfigError
+
 COMPONENTS = ("format", "answer", "graph_node", "graph_edge", "length")
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -34,10 +36,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 _CHOICES = {"angle_mode": ("unsigned", "signed_planar"), "node_weighting": ("union", "gt")}
+# Weights are bounded so that every sum a reward enters stays finite: a total (five components in [0, 1])
+# and a group's advantages (squares of rewards). Unbounded, weights of 1e308 made the total infinite
+# (an "ok" result with a null reward) and the advantages overflow.
+MAX_WEIGHT = 1e6
 
 
-class ConfigError(ValueError):
-    """A reward config that breaks section 8: unknown key, wrong type, negative weight, min > max."""
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -55,11 +59,11 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str) -> dict
     return out
 
 
-def _number(value: Any, where: str) -> float:
+def _weight(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"config '{where}' must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"config '{where}' must be a finite number >= 0, got {value}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_WEIGHT):
+        raise ConfigError(f"config '{where}' must be a finite number from 0 to {MAX_WEIGHT:g}, got {value}")
     return float(value)
 
 
@@ -72,7 +76,7 @@ def _count(value: Any, where: str, minimum: int = 0) -> int:
 
 
 def _validate(merged: dict[str, Any]) -> dict[str, Any]:
-    weights = {k: _number(merged["weights"][k], f"weights.{k}") for k in COMPONENTS}
+    weights = {k: _weight(merged["weights"][k], f"weights.{k}") for k in COMPONENTS}
     graph = dict(merged["graph"])
     for key, choices in _CHOICES.items():
         if graph[key] not in choices:

@@ -25,7 +25,10 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit
 
-EPS = 1e-9
+from reward_service.graph import EDGE_EPS
+from reward_service.scoring.graph_arrays import Matching, Relations, StackedNodes
+
+EPS = EDGE_EPS  # the graph model's rule, so that `RelationGraph.edge_defined` agrees with these loops
 
 
 @njit(cache=True, nogil=True)
@@ -319,9 +322,8 @@ def _match_frames(
     return total / ref_sizes.shape[0], matched_pos, matched, match_idx, match_dist, match_s
 
 
-Relations = tuple[np.ndarray, ...]
 # numba's dispatchers, as plain callables: their stub signature confuses type checkers.
-_relations_kernel: Callable[..., Relations] = _reference_relations
+_relations_kernel: Callable[..., tuple[np.ndarray, ...]] = _reference_relations
 _edge_kernel: Callable[..., float] = _edge_term
 _match_kernel: Callable[..., tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = (
     _match_frames
@@ -329,9 +331,9 @@ _match_kernel: Callable[..., tuple[float, np.ndarray, np.ndarray, np.ndarray, np
 lsap_kernel: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] = lsap
 
 
-def reference_relations(pos: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, signed: bool) -> Relations:
+def reference_relations(reference: StackedNodes, signed: bool) -> Relations:
     """A reference's pairs and angles with their lengths, cosines and sines (see `_reference_relations`)."""
-    return _relations_kernel(pos, offsets, sizes, signed)
+    return Relations(*_relations_kernel(reference.pos, reference.offsets, reference.sizes, signed))
 
 
 def edge_term(pos: np.ndarray, matched: np.ndarray, relations: Relations, signed: bool) -> float:
@@ -339,6 +341,12 @@ def edge_term(pos: np.ndarray, matched: np.ndarray, relations: Relations, signed
     return float(_edge_kernel(pos, matched, *relations, signed))
 
 
-def match_frames(*args: object) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Node term and correspondence (see `_match_frames`)."""
-    return _match_kernel(*args)
+def match_frames(reference: StackedNodes, n_categories: int, prediction: StackedNodes, candidate: np.ndarray,
+                 frame_map: np.ndarray, scale: float, gt_weighting: bool) -> Matching:
+    """Node term and correspondence (see `_match_frames`): reference frame f against predicted frame
+    frame_map[f]; only `candidate` predictions (the reference's dimension) can be matched."""
+    return Matching(*_match_kernel(
+        reference.pos, reference.category, n_categories, reference.offsets, reference.sizes,
+        prediction.pos, prediction.category, candidate, prediction.offsets, prediction.sizes,
+        frame_map, scale, gt_weighting,
+    ))

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from reward_service.graph import RelationGraph
+from reward_service.graph import Node, RelationGraph
+from reward_service.scoring.graph_arrays import Relations, StackedNodes
 
 
 @dataclass
@@ -24,41 +25,52 @@ class _Plan:
     frames: list[int]
     dim: int
     scale: float
-    pos: np.ndarray  # (N, d): every reference node of every frame
-    offsets: np.ndarray  # start of each frame's nodes in `pos`
-    sizes: np.ndarray  # nodes per frame
+    nodes: StackedNodes
     category_ids: dict[str, int]
-    node_category: np.ndarray  # (N,) category id of each node
-    relations: tuple[np.ndarray, ...]  # graph_kernels.reference_relations(...)
-    edge_defined: bool  # some frame has a pair of distinct nodes
+    relations: Relations
 
 
-def _layout(graph: RelationGraph, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Node count of each of `frames`, and where its nodes start when all frames' nodes are stacked."""
-    sizes = np.array([len(graph.frames[f]) for f in frames], dtype=np.int64)
-    return sizes, np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> tuple[StackedNodes, np.ndarray, list[Node]]:
+    """The graph's nodes stacked in one pass (frames in order), whether each has dimension `dim` (a
+    candidate for matching; the others are placed at the origin), and the nodes themselves. A category
+    not in `category_ids` gets id -1."""
+    zero = (0.0,) * dim
+    nodes: list[Node] = []
+    coords: list[float] = []
+    cats: list[int] = []
+    candidates: list[bool] = []
+    sizes: list[int] = []
+    offsets: list[int] = []
+    for frame in graph.frames.values():
+        offsets.append(len(nodes))
+        sizes.append(len(frame))
+        nodes += frame
+        for n in frame:
+            candidate = len(n.pos) == dim
+            coords += n.pos if candidate else zero
+            cats.append(category_ids.get(n.category, -1))
+            candidates.append(candidate)
+    stacked = StackedNodes(np.array(coords, dtype=np.float64).reshape(-1, dim), np.array(cats, dtype=np.int64),
+                           np.array(offsets, dtype=np.int64), np.array(sizes, dtype=np.int64))
+    return stacked, np.array(candidates, dtype=np.bool_), nodes
 
 
 def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
     from reward_service.scoring import graph_kernels  # numba: imported on first graph, not with the package
 
-    frames = list(graph.frames)
-    nodes = [node for f in frames for node in graph.frames[f]]
-    sizes, offsets = _layout(graph, frames)
-    pos = np.array([n.pos for n in nodes], dtype=np.float64)  # one dimension throughout (a valid reference)
+    first = next(node for frame in graph.frames.values() for node in frame)
+    dim = len(first.pos)  # one dimension throughout (a valid reference)
+    category_ids: dict[str, int] = {}
+    for frame in graph.frames.values():
+        for node in frame:
+            category_ids.setdefault(node.category, len(category_ids))
+    nodes, _, _ = _stack(graph, dim, category_ids)
     if scale is None:
-        scale = float(np.linalg.norm(pos.max(axis=0) - pos.min(axis=0)))
+        scale = float(np.linalg.norm(nodes.pos.max(axis=0) - nodes.pos.min(axis=0)))
     if scale < 1e-6:
         scale = 1.0
-    category_ids: dict[str, int] = {}
-    for node in nodes:
-        category_ids.setdefault(node.category, len(category_ids))
-    relations = graph_kernels.reference_relations(pos, offsets, sizes, signed)
-    return _Plan(
-        frames=frames, dim=pos.shape[1], scale=scale, pos=pos, offsets=offsets, sizes=sizes,
-        category_ids=category_ids, node_category=np.array([category_ids[n.category] for n in nodes], np.int64),
-        relations=relations, edge_defined=len(relations[0]) > 0,
-    )
+    return _Plan(frames=list(graph.frames), dim=dim, scale=scale, nodes=nodes, category_ids=category_ids,
+                 relations=graph_kernels.reference_relations(nodes, signed))
 
 
 def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
@@ -68,12 +80,6 @@ def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
         plan = _build_plan(graph, scale, angle_mode == "signed_planar")
         graph.cache[key] = plan
     return plan
-
-
-def edge_defined(graph: RelationGraph, scale: float | None, angle_mode: str) -> bool:
-    """Whether R_edge exists for this reference (some frame has two distinct nodes). That does not
-    depend on the angle mode; asking with the config's mode builds the one plan scoring will use."""
-    return _plan(graph, scale, angle_mode).edge_defined
 
 
 def _pick_frame(pred_frames: list[int], f: int, ref_static: bool) -> int:
@@ -108,34 +114,22 @@ def score_graph(
 
     plan = _plan(ref, scale, angle_mode)
     pred_frames = list(pred.frames)
-    # Predicted nodes of all frames stacked, as arrays: category id (-1 when the reference has no such
-    # category) and, for those with the reference's dimension (the candidates), their position.
-    nodes = [node for f in pred_frames for node in pred.frames[f]]
-    ids = plan.category_ids
-    dim = plan.dim
-    zero = (0.0,) * dim
-    pred_sizes, pred_offsets = _layout(pred, pred_frames)
+    predicted, candidate, nodes = _stack(pred, plan.dim, plan.category_ids)
     frame_map = np.array([_pick_frame(pred_frames, f, not ref.dynamic) for f in plan.frames], dtype=np.int64)
-    node, pos, matched, match_idx, match_dist, match_s = graph_kernels.match_frames(
-        plan.pos, plan.node_category, len(ids), plan.offsets, plan.sizes,
-        np.array([n.pos if len(n.pos) == dim else zero for n in nodes], dtype=np.float64).reshape(-1, dim),
-        np.array([ids.get(n.category, -1) for n in nodes], dtype=np.int64),
-        np.array([len(n.pos) == dim for n in nodes], dtype=np.bool_),
-        pred_offsets, pred_sizes,
-        frame_map, plan.scale, node_weighting == "gt",
-    )
+    matching = graph_kernels.match_frames(plan.nodes, len(plan.category_ids), predicted, candidate, frame_map,
+                                          plan.scale, node_weighting == "gt")
     edge = None
-    if plan.edge_defined:
-        edge = graph_kernels.edge_term(pos, matched, plan.relations, angle_mode == "signed_planar")
+    if ref.edge_defined:
+        edge = graph_kernels.edge_term(matching.pos, matching.matched, plan.relations, angle_mode == "signed_planar")
     correspondence: list[dict[str, Any]] = []
     if explain:
         ref_nodes = [(f, n) for f in plan.frames for n in ref.frames[f]]
-        for r in np.flatnonzero(matched).tolist():
+        for r in np.flatnonzero(matching.matched).tolist():
             f, ref_node = ref_nodes[r]
-            q = int(match_idx[r])
+            q = int(matching.row[r])
             correspondence.append({
                 "frame": f, "pred_frame": pred_frames[int(frame_map[plan.frames.index(f)])],
                 "reference": ref_node.name, "prediction": nodes[q].name,
-                "distance": float(match_dist[r]), "score": float(match_s[r]),
+                "distance": float(matching.distance[r]), "score": float(matching.score[r]),
             })
-    return GraphScore(float(node), edge, correspondence)
+    return GraphScore(float(matching.node), edge, correspondence)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+from reward_service.errors import RelaxedJSONError, TooDeepError
 from reward_service.graph import frame_number
 from reward_service.parsing.numbers import NUMBER_WORDS, extract_numbers, has_digit
-from reward_service.parsing.relaxed_json import JObject, RelaxedJSONError, TooDeepError, loads_relaxed
+from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 from reward_service.scoring.reference import MAX_TRACK_FRAMES, Reference
 from reward_service.scoring.registry import UNPARSABLE, AnswerScore, register
 

@@ -1,6 +1,6 @@
 """The reference (ground truth) of one item, validated with pydantic (reward-spec section 3, last part).
 
-A reference that breaks the spec is the client's bug: `validate_reference` raises `ReferenceError`
+A reference that breaks the spec is the client's bug: `validate_reference` raises `InvalidReference`
 whose message names the field. Validated references are cached by their canonical JSON, because a
 GRPO step sends the same reference with every rollout of a prompt.
 """
@@ -10,20 +10,29 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from reward_service.graph import GraphError, RelationGraph, frame_number, read_graph
+from reward_service.errors import GraphError, InvalidReference
+from reward_service.graph import RelationGraph, frame_number, read_graph
 
-TASK_TYPES = ("multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou")
+# The task types, listed once: the reference model, the answer-scorer registry, the metrics' labels,
+# the wire schema and the generator all read them from here.
+TaskType = Literal["multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou"]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 OPTION_LETTERS = "ABCDEFGHIJ"
 MAX_TRACK_FRAMES = 256
+# api.md: a reference nested deeper than 64 levels (the reference object itself is level 1) or over 1 MiB
+# of JSON is invalid, extra keys included. Unbounded, a deep one broke pickle on its way to a worker.
+MAX_REFERENCE_DEPTH = 64
+MAX_REFERENCE_BYTES = 1 << 20
+# A JSON string takes at most 6 bytes per character (\u00XX) plus its quotes and a separator; a number,
+# true, false or null at most 25 bytes: over these sums the exact size is measured.
+_STRING_BYTES, _SCALAR_BYTES = 6, 25
 
 
-class ReferenceError(ValueError):
-    """An invalid reference; the message names the faulty field."""
 
 
 def _finite(x: Any) -> bool:
@@ -78,7 +87,7 @@ class Reference(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    task_type: Literal["multiple_choice", "numerical", "temporal_iou", "box_iou", "track_iou"]
+    task_type: TaskType
     options: list[str] | None = None
     answer: Any
     graph: Any = None
@@ -128,11 +137,50 @@ class Reference(BaseModel):
         return graph if isinstance(graph, RelationGraph) else None
 
 
+def reference_bounds_error(reference: Any) -> str | None:
+    """Why `reference` (parsed JSON) is over api.md's bounds of depth and size, or None when it is not.
+
+    One walk over its lists and objects, iterative (no recursion to exhaust); the exact size is only
+    measured when a cheap upper bound of it passes the limit. About 10 us for a graph reference of 40
+    nodes."""
+    stack: list[tuple[Any, int]] = [(reference, 1)]
+    estimate = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_REFERENCE_DEPTH:
+            return f"reference: nested deeper than {MAX_REFERENCE_DEPTH} levels"
+        if type(value) is dict:
+            for key in value:
+                estimate += _STRING_BYTES * len(key) + 4
+            values: Any = value.values()
+        else:
+            values = value
+        for child in values:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is str:
+                estimate += _STRING_BYTES * len(child) + 3
+            else:
+                estimate += _SCALAR_BYTES
+    if estimate > MAX_REFERENCE_BYTES:
+        try:
+            size = len(orjson.dumps(reference))
+        except TypeError:  # not JSON (an integer past 64 bits): the model names the field
+            return None
+        if size > MAX_REFERENCE_BYTES:
+            return f"reference: {size} bytes of JSON, over the limit of {MAX_REFERENCE_BYTES}"
+    return None
+
+
 def _validate(reference: Any) -> Reference:
     if isinstance(reference, Reference):
         return reference
     if not isinstance(reference, Mapping):
-        raise ReferenceError("reference: must be an object")
+        raise InvalidReference("reference: must be an object")
+    bounds = reference_bounds_error(reference)
+    if bounds is not None:
+        raise InvalidReference(bounds)
     try:
         return Reference.model_validate(reference)
     except ValidationError as exc:
@@ -140,7 +188,7 @@ def _validate(reference: Any) -> Reference:
         for err in exc.errors():
             loc = ".".join(str(p) for p in ("reference", *err["loc"]))
             parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise ReferenceError("; ".join(parts)) from None
+        raise InvalidReference("; ".join(parts)) from None
 
 
 @lru_cache(maxsize=4096)
@@ -158,7 +206,7 @@ def canonical_json(value: Any) -> bytes | None:
 
 
 def validate_reference(reference: Any) -> Reference:
-    """A validated `Reference`; raises `ReferenceError` naming the field. Cached by canonical JSON."""
+    """A validated `Reference`; raises `InvalidReference` naming the field. Cached by canonical JSON."""
     if isinstance(reference, Reference):
         return reference
     key = canonical_json(reference)

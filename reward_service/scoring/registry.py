@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reward_service.scoring.reference import Reference
+from reward_service.errors import UnknownTaskType
+from reward_service.scoring.reference import TASK_TYPES, Reference
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ _SCORERS: dict[str, AnswerScorer] = {}
 
 
 def register(task_type: str) -> Callable[[AnswerScorer], AnswerScorer]:
+    if task_type not in TASK_TYPES:
+        raise UnknownTaskType(task_type)
+
     def decorate(fn: AnswerScorer) -> AnswerScorer:
         if task_type in _SCORERS:
             raise ValueError(f"an answer scorer for {task_type!r} is already registered")
@@ -31,7 +35,10 @@ def register(task_type: str) -> Callable[[AnswerScorer], AnswerScorer]:
 
 
 def answer_scorer(task_type: str) -> AnswerScorer:
-    return _SCORERS[task_type]
+    scorer = _SCORERS.get(task_type)
+    if scorer is None:
+        raise UnknownTaskType(task_type)
+    return scorer
 
 
 UNPARSABLE = AnswerScore(0.0, "answer_unparsable")

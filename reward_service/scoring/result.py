@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,12 @@ class ScoreResult:
     reward: float | None
     components: dict[str, float | None]
     diagnostics: dict[str, Any] = field(default_factory=lambda: {"notes": []})
+
+    def __post_init__(self) -> None:
+        # api.md: a scored item has a reward. An "ok" without a finite one would be sent as null (JSON has
+        # no infinity) and cached: refuse to make it, so the scorer answers the item "error" instead.
+        if self.status == "ok" and (self.reward is None or not math.isfinite(self.reward)):
+            raise ValueError(f"a scored result needs a finite reward, got {self.reward}")
 
     @property
     def mask(self) -> bool:

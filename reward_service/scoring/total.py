@@ -6,12 +6,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reward_service.graph import GraphError, RelationGraph, read_graph
+from reward_service.errors import GraphError
+from reward_service.graph import parse_graph
 from reward_service.parsing.completion import parse_completion
-from reward_service.parsing.relaxed_json import RelaxedJSONError, TooDeepError, loads_relaxed
 from reward_service.scoring import choice, measures  # noqa: F401  (registers the answer scorers)
 from reward_service.scoring.config import DEFAULT_REWARD_CONFIG, RewardConfig
-from reward_service.scoring.graph_reward import edge_defined, score_graph
+from reward_service.scoring.graph_reward import score_graph
 from reward_service.scoring.reference import Reference, validate_reference
 from reward_service.scoring.registry import AnswerScore, answer_scorer
 from reward_service.scoring.result import ScoreResult
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 1024
 MAX_TRACK_ANSWER_CHARS = 32768
-MAX_GRAPH_BYTES = 32 * 1024
 
 
 def _answer(answers: list[str], reference: Reference) -> AnswerScore:
@@ -35,31 +34,13 @@ def _answer(answers: list[str], reference: Reference) -> AnswerScore:
     return answer_scorer(reference.task_type)(text, reference)
 
 
-def parse_graph(graphs: list[str]) -> RelationGraph:
-    """The predicted graph from the graph blocks of the think block; GraphError names the fault."""
-    if not graphs:
-        raise GraphError("graph_missing", "no graph block inside the think block")
-    if len(graphs) > 1:
-        raise GraphError("graph_ambiguous", "several graph blocks")
-    text = graphs[0]
-    if len(text) > MAX_GRAPH_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_GRAPH_BYTES:
-        raise GraphError("graph_too_large", "graph text over 32 KiB")
-    try:
-        value = loads_relaxed(text)
-    except TooDeepError as exc:
-        raise GraphError("graph_too_large", str(exc)) from None
-    except RelaxedJSONError as exc:
-        raise GraphError("graph_invalid", f"graph does not parse: {exc}") from None
-    return read_graph(value)
-
-
 def _total(components: Mapping[str, float | None], config: RewardConfig) -> float:
     return sum(config.weights[k] * v for k, v in components.items() if v is not None)
 
 
 def _score(completion: str, ref: Reference, config: RewardConfig, num_tokens: int | None, explain: bool) -> ScoreResult:
     ref_graph = ref.relation_graph
-    graph_edge_exists = ref_graph is not None and edge_defined(ref_graph, ref.graph_scale, config.angle_mode)
+    graph_edge_exists = ref_graph is not None and ref_graph.edge_defined
     notes: list[str] = []
     diagnostics: dict[str, Any] = {"notes": notes}
     if len(completion) > config.max_completion_chars:
@@ -119,7 +100,7 @@ def score(
 ) -> ScoreResult:
     """Score one completion against its reference (reward-spec v1).
 
-    An invalid reference raises `ReferenceError` (the caller's bug). A completion never raises: its
+    An invalid reference raises `InvalidReference` (the caller's bug). A completion never raises: its
     faults are zeros with notes, and an unexpected exception becomes `status: "error"`, masked.
     """
     ref = validate_reference(reference)
@@ -141,4 +122,4 @@ def score_batch(
     ]
 
 
-__all__ = ["parse_graph", "score", "score_batch"]
+__all__ = ["score", "score_batch"]

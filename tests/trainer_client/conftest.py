@@ -16,7 +16,7 @@ from service_fixtures import child_env, free_port
 
 
 class ServiceProcess:
-    """`python -m reward_service.server_cli serve` with fixed arguments and port."""
+    """`python -m reward_service.cli serve` with fixed arguments and port."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.args = ("--workers", "1", "--log-level", "warning", *args)
@@ -28,7 +28,7 @@ class ServiceProcess:
 
     def start(self, wait: bool = True) -> ServiceProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reward_service.server_cli", "serve", "--port", str(self.port), *self.args],
+            [sys.executable, "-m", "reward_service.cli", "serve", "--port", str(self.port), *self.args],
             env=self.env, stdout=self.log, stderr=self.log)
         if wait:
             self.wait_ready()

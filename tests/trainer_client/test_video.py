@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reward_service.synth import generate_scene
+from reward_service.synth.scenes import generate_scene
 from trainer_client.data import Record
 from trainer_client.data.synthetic import CATEGORIES
 from trainer_client.data.synthetic_video import category_colour, scene_video_records, video_codec, write_scene_video

@@ -402,7 +402,7 @@ def _incompatible(standin: inspect.Signature, real: inspect.Signature) -> list[s
 
 def test_the_video_modules_frames_are_what_the_engine_takes(tmp_path):
     """trainer_client.video's Frames, as sampled from a file, go to vLLM with their metadata."""
-    from reward_service.synth import generate_scene
+    from reward_service.synth.scenes import generate_scene
     from trainer_client.data.synthetic_video import write_scene_video
     from trainer_client.video import sample_frames
     from trainer_client.vllm_engine import VideoFrames, video_item

@@ -4,7 +4,7 @@ written scene description, for CPU runs and tests.
     frame 0 : "chair_1" ( 3 , 4 ) "table" ( 7 , 2 ) "lamp" ( 1 , 8 )
     Which object is closest to the lamp ?        Options: A. table B. chair_1
 
-Scenes come from `reward_service.synth` (a few indoor objects on a floor plan, optionally moving over
+Scenes come from `reward_service.synth.scenes` (a few indoor objects on a floor plan, optionally moving over
 frames) with positions snapped to an integer grid, so every coordinate is one token of the tiny
 model's vocabulary and the scene text, the reference graph and the question agree exactly. Questions
 are the generator's own (multiple choice: closest object, relative position, count, direction of
@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reward_service.synth import Scene, generate_scene, generate_task
+from reward_service.synth.scenes import Scene, generate_scene
+from reward_service.synth.tasks import generate_task
 from trainer_client.data import Record
 
 TEXT_TASK_TYPES = ("multiple_choice", "numerical")  # the others need pixel boxes or times, not a floor plan

@@ -27,7 +27,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from reward_service.synth import Scene, generate_scene, generate_task
+from reward_service.synth.scenes import Scene, generate_scene
+from reward_service.synth.tasks import generate_task
 from trainer_client.data import Record
 from trainer_client.data.synthetic import CATEGORIES
 

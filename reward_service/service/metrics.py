@@ -1,0 +1,137 @@
+"""Prometheus metrics of one service instance, on its own registry (so tests can build many apps).
+
+Names follow Prometheus conventions under the `reward_service_` prefix; every label is bounded:
+routes are route templates (or "other"), task types and note words come from fixed lists.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from reward_service.scoring import NOTE_WORDS
+from reward_service.service.item_stats import COMPONENT_BUCKETS, DURATION_BUCKETS, REWARD_BUCKETS, ItemStats
+
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CACHE_RESULTS = ("hit", "miss", "error")
+RESTART_REASONS = ("item_deadline", "request_deadline", "crash")
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class BatchHistogram(Collector):
+    """A labelled histogram fed with already-bucketed counts (`ItemStats`), not one value at a time.
+
+    prometheus_client's Histogram has no way to add a bucket vector, hence this small collector.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
+        self._name = name
+        self._doc = documentation
+        self._labelnames = list(labelnames)
+        self._bounds = [_le(b) for b in buckets] + ["+Inf"]
+        self._series: dict[tuple[str, ...], list[float]] = {}
+        self._lock = threading.Lock()  # /metrics may be served from another thread than the merges
+
+    def merge(self, labels: tuple[str, ...], counts: Sequence[float]) -> None:
+        """Add `counts`: one count per bucket, one for +Inf, then the sum of the values."""
+        with self._lock:
+            have = self._series.get(labels)
+            if have is None:
+                self._series[labels] = list(counts)
+            else:
+                for i, c in enumerate(counts):
+                    have[i] += c
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)
+        with self._lock:
+            series = [(k, list(v)) for k, v in self._series.items()]
+        for labels, counts in sorted(series):
+            cumulative, buckets = 0.0, []
+            for bound, n in zip(self._bounds, counts[:-1], strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            family.add_metric(list(labels), buckets, counts[-1])
+        return [family]
+
+
+class ServiceMetrics:
+    """Every metric of the service. Call `bind_gauges` once the worker pool exists."""
+
+    def __init__(self, scorer_version: str, reward_config_id: str, version: str) -> None:
+        disable_created_metrics()  # `_created` series double the output and no dashboard reads them
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("reward_service_requests", "HTTP requests answered, by route and status code",
+                                ["route", "code"], registry=r)
+        self.request_duration = Histogram("reward_service_request_duration_seconds",
+                                          "HTTP request duration, by route", ["route"],
+                                          buckets=REQUEST_BUCKETS, registry=r)
+        self.inflight_requests = Gauge("reward_service_inflight_requests", "HTTP requests being served",
+                                       registry=r)
+        self.items = Counter("reward_service_items", "Items answered, by task type and status (cached included)",
+                             ["task_type", "status"], registry=r)
+        self.notes = Counter("reward_service_notes", "Reward-spec notes given to scored items, by note word",
+                             ["note"], registry=r)
+        for word in (*NOTE_WORDS, "other"):
+            self.notes.labels(word)
+        self.cache_requests = Counter("reward_service_cache_requests", "Cache look-ups of items, by result",
+                                      ["result"], registry=r)
+        for result in CACHE_RESULTS:
+            self.cache_requests.labels(result)
+        self.cache_faults = Counter("reward_service_cache_faults",
+                                    "Cache backend faults (the items were scored anyway), by operation and kind",
+                                    ["operation", "kind"], registry=r)
+        self.worker_restarts = Counter("reward_service_worker_restarts",
+                                       "Scoring processes killed or lost and replaced, by reason", ["reason"],
+                                       registry=r)
+        for reason in RESTART_REASONS:
+            self.worker_restarts.labels(reason)
+        self.inflight_items = Gauge("reward_service_inflight_items", "Items sent to a worker and not yet scored",
+                                    registry=r)
+        self.queued_items = Gauge("reward_service_queued_items", "Items waiting for a worker", registry=r)
+        self.workers = Gauge("reward_service_workers", "Scoring processes ready to work", registry=r)
+        self.item_duration = BatchHistogram("reward_service_item_scoring_duration_seconds",
+                                            "Time to score one item in a worker, by task type", ["task_type"],
+                                            DURATION_BUCKETS)
+        self.component = BatchHistogram("reward_service_reward_component",
+                                        "Reward components of scored items, by task type and component",
+                                        ["task_type", "component"], COMPONENT_BUCKETS)
+        self.reward = BatchHistogram("reward_service_reward", "Total reward of scored items, by task type",
+                                     ["task_type"], REWARD_BUCKETS)
+        for collector in (self.item_duration, self.component, self.reward):
+            r.register(collector)
+        self.build = Info("reward_service_build", "Scorer version and default reward config of this build",
+                          registry=r)
+        self.build.info({"version": version, "scorer_version": scorer_version, "reward_config_id": reward_config_id})
+
+    def bind_gauges(self, requests: Callable[[], float], inflight: Callable[[], float], queued: Callable[[], float],
+                    workers: Callable[[], float]) -> None:
+        """Gauges read from the service's own counts when scraped (a scrape counts itself in flight)."""
+        self.inflight_requests.set_function(requests)
+        self.inflight_items.set_function(inflight)
+        self.queued_items.set_function(queued)
+        self.workers.set_function(workers)
+
+    def merge_items(self, stats: ItemStats) -> None:
+        for (task, status), n in stats.items.items():
+            self.items.labels(task, status).inc(n)
+        for word, n in stats.notes.items():
+            self.notes.labels(word).inc(n)
+        for task, per_component in stats.components.items():
+            for component, counts in per_component.items():
+                self.component.merge((task, component), counts)
+        for task, counts in stats.rewards.items():
+            self.reward.merge((task,), counts)
+        for task, counts in stats.durations.items():
+            self.item_duration.merge((task,), counts)

@@ -1,0 +1,139 @@
+"""The code that runs inside a scoring worker process (the pool that drives it is pool.py).
+
+A worker loads the scorer, says "ready", then scores the chunks it is sent, one item after another,
+writing each item's index and start time to a shared array the service watches for deadlines. A slow
+chunk sends its results in parts, so a kill later in the chunk never loses the items already done.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from reward_service.scoring import InvalidReference, RewardConfig, ScoreResult, validate_reference
+from reward_service.service.item_stats import ItemStats, task_label
+from reward_service.workers.protocol import DONE, FAILED, PART, READY, Progress, WorkItem, encode
+
+Scorer = Callable[[str, Any, RewardConfig, "int | None", bool], ScoreResult]
+
+_FLUSH_S = 0.05  # a chunk running longer than this sends the results it has so far
+
+
+def load_scorer(path: str) -> Scorer:
+    """`"package.module:function"` -> the function."""
+    module_name, _, attr = path.partition(":")
+    scorer: Scorer = getattr(importlib.import_module(module_name), attr or "score")
+    return scorer
+
+
+def _exit_when_orphaned() -> None:
+    """A worker whose service died must not live on (stuck in a loop, say): poll the parent pid."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[WorkItem], segments: Sequence[int],
+                 config: RewardConfig, explain: bool, progress: Progress) -> None:
+    """Score a chunk and send its results: all at the end, or in parts when the chunk is slow, so that
+    a deadline or a kill later in the chunk never loses the items already scored. Metrics are kept by
+    segment (a run of items of one request)."""
+    results: list[dict[str, Any] | None] = []
+    invalid: dict[int, str] = {}  # index in the chunk -> why its reference is invalid
+    segment_of = [segment for segment, length in enumerate(segments) for _ in range(length)]
+    stats: dict[int, ItemStats] = {}
+    clock = time.monotonic
+    offset = 0
+    flush_at = clock() + _FLUSH_S
+    # The rollouts of a group arrive sharing one reference object (see protocol.share_references): validate
+    # it once for them all, and hand the scorer the validated Reference (or the InvalidReference).
+    validated: dict[int, Any] = {}
+    for index, (completion, reference, num_tokens) in enumerate(items):
+        started = clock()
+        progress.begin(seq, index, started)
+        ref = validated.get(id(reference))
+        if ref is None:
+            try:
+                ref = validate_reference(reference)
+            except InvalidReference as exc:
+                ref = exc
+            validated[id(reference)] = ref
+        if isinstance(ref, InvalidReference):
+            result = None  # not scored, not counted: the request is answered 422
+            invalid[index] = str(ref)
+            now = clock()
+        else:
+            try:
+                result = scorer(completion, ref, config, num_tokens, explain).to_dict()
+            except Exception as exc:  # `score` never raises for a completion; a bug must not lose the chunk
+                result = ScoreResult.unscored("error", f"{type(exc).__name__}: {exc}").to_dict()
+            now = clock()
+            segment = segment_of[index]
+            segment_stats = stats.get(segment)
+            if segment_stats is None:
+                segment_stats = stats[segment] = ItemStats()
+            segment_stats.add(task_label(reference), result, now - started)
+        results.append(result)
+        if now >= flush_at and index + 1 < len(items):
+            conn.send_bytes(encode((PART, seq, offset, results, stats, invalid)))
+            offset += len(results)
+            results, stats, invalid = [], {}, {}
+            flush_at = now + _FLUSH_S
+    progress.idle()
+    conn.send_bytes(encode((DONE, seq, offset, results, stats, invalid)))
+
+
+def worker_main(conn: Connection, progress: Progress, scorer_path: str) -> None:
+    # ^C in a terminal reaches the whole process group; the service drains on it and still needs its
+    # workers, so SIGINT is ignored. A SIGTERM (a group-wide stop, or multiprocessing's cleanup at
+    # exit) ends an idle worker at once and a busy one after its chunk, whose results are then sent.
+    busy = False
+    stopping = False
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if not busy:
+            os._exit(0)
+        stopping = True
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+    _exit_when_orphaned()
+    try:
+        try:
+            scorer = load_scorer(scorer_path)
+        except Exception as exc:
+            conn.send_bytes(encode((FAILED, f"cannot load scorer {scorer_path!r}: {exc!r}")))
+            return
+        configs: dict[str, RewardConfig] = {}
+        conn.send_bytes(encode((READY,)))
+        while True:
+            task = pickle.loads(conn.recv_bytes())
+            if task is None:
+                return
+            seq, config_id, config_dict, explain, items, segments = task
+            config = configs.get(config_id)
+            if config is None:
+                if len(configs) > 64:
+                    configs.clear()
+                config = configs[config_id] = RewardConfig.build(config_dict)
+            busy = True
+            _score_chunk(conn, seq, scorer, items, segments, config, explain, progress)
+            busy = False
+            if stopping:
+                return
+    except (EOFError, OSError):  # the service closed our pipe (it stopped, or gave up on us): just go
+        return

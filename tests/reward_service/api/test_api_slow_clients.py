@@ -1,0 +1,114 @@
+"""Clients that hang up or trickle (issue 11, fault 6), and requests too malformed to reach the app
+(fault 7), through a real uvicorn socket: raw sockets send exactly the bytes a bad client would."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from service_fixtures import real_server
+
+
+@pytest.fixture(scope="module")
+def server():
+    with real_server("--header-timeout", "0.5", "--body-timeout", "0.5") as (client, service):
+        yield client, service
+
+
+def connect(service) -> socket.socket:
+    host, port = service.base_url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def requests_with_code(client, code: str) -> float:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return sum(s.value for f in families for s in f.samples
+               if s.name == "reward_service_requests_total" and s.labels.get("code") == code)
+
+
+def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+HEAD = b"POST /v1/rewards HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_disconnect_not_a_500(server):
+    client, service = server
+    before_499, before_500 = requests_with_code(client, "499"), requests_with_code(client, "500")
+    for _ in range(3):
+        with connect(service) as sock:
+            sock.sendall(HEAD % 10_000 + b'{"items": [' + b" " * 100)
+        time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while requests_with_code(client, "499") < before_499 + 3:
+        assert time.monotonic() < deadline, service.log_text()[-2000:]
+        time.sleep(0.05)
+    assert requests_with_code(client, "500") == before_500
+    log = service.log_text()
+    assert "unhandled error" not in log and "Traceback" not in log
+
+
+def test_headers_that_trickle_are_cut_at_the_header_deadline(server):
+    _, service = server
+    with connect(service) as sock:
+        sock.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: test\r\n")  # and nothing more
+        start = time.monotonic()
+        status, headers, body = parse_response(read_all(sock))
+        assert time.monotonic() - start < 3
+    assert status == 408 and headers["x-request-id"]
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(server):
+    _, service = server
+    with connect(service) as sock:
+        start = time.monotonic()
+        status, _, _ = parse_response(read_all(sock))
+        assert status == 408 and time.monotonic() - start < 3
+
+
+def test_a_body_that_trickles_is_cut_at_the_body_deadline_and_counted_408(server):
+    client, service = server
+    before = requests_with_code(client, "408")
+    with connect(service) as sock:
+        sock.sendall(HEAD % 1000 + b'{"items"')
+        start = time.monotonic()
+        status, headers, body = parse_response(read_all(sock))
+        assert time.monotonic() - start < 3
+    assert status == 408 and headers["x-request-id"]
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    deadline = time.monotonic() + 5
+    while requests_with_code(client, "408") < before + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "Traceback" not in service.log_text()
+
+
+def test_a_malformed_request_gets_the_error_body_and_a_request_id(server):
+    _, service = server
+    with connect(service) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nBad Header Line\r\n\r\n")
+        status, headers, body = parse_response(read_all(sock))
+    assert status == 400 and headers["x-request-id"]
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_the_service_still_serves_after_all_that(server):
+    client, _ = server
+    assert client.get("/readyz").status_code == 200

@@ -1,0 +1,128 @@
+"""Parsing never raises, stays bounded, and every component stays in [0, 1]."""
+
+import contextlib
+import json
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reward_service.errors import RelaxedJSONError, TooDeepError
+from reward_service.parsing.completion import ParsedCompletion, parse_completion
+from reward_service.parsing.relaxed_json import JObject, loads_relaxed
+from reward_service.scoring import TASK_TYPES, score
+
+REFERENCES = [
+    {"task_type": "multiple_choice", "answer": "B", "options": ["x", "y", "z"],
+     "graph": {"frames": {"0": {"cup_1": [0, 0], "cup_2": [1, 1], "box": [2, 0]}, "4": {"cup_1": [0, 1]}}}},
+    {"task_type": "numerical", "answer": 3.0, "graph": {"a": [0, 0, 0], "b": [1, 2, 3]}},
+    {"task_type": "temporal_iou", "answer": [1, 5]},
+    {"task_type": "box_iou", "answer": [0, 0, 2, 2]},
+    {"task_type": "track_iou", "answer": {"0": [0, 0, 1, 1]}},
+]
+assert {r["task_type"] for r in REFERENCES} == set(TASK_TYPES)
+
+TAGS = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "<graph>", "</graph>", "{", "}", "[",
+                        "]", "(", ")", ",", ":", '"', "'", "NaN", "-", "1", "2.5", "A", "b", "chair_1", " ", "\n"])
+TEXT = st.lists(st.one_of(TAGS, st.text(max_size=6)), max_size=60).map("".join)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=30,
+)
+
+
+def check_result(result):
+    assert result.status == "ok" and result.mask is False
+    for value in result.components.values():
+        assert value is None or 0.0 <= value <= 1.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXT, st.sampled_from(REFERENCES))
+def test_arbitrary_text_never_raises(text, reference):
+    check_result(score(text, reference, num_tokens=400))
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSONISH, st.sampled_from(REFERENCES), st.booleans())
+def test_arbitrary_json_graphs_and_answers(value, reference, wrap):
+    text = json.dumps(value)
+    graph = json.dumps({"frames": {"0": value}}) if wrap else text
+    check_result(score(f"<think><graph>{graph}</graph></think><answer>{text}</answer>", reference))
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_relaxed_parser_only_raises_its_own_errors(text):
+    with contextlib.suppress(RelaxedJSONError):
+        loads_relaxed(text)
+
+
+def test_relaxed_forms():
+    assert loads_relaxed("{a: (0, 0), 'b': [1, 2,], c_1: 'it\\'s',}") == JObject(
+        [("a", [0, 0]), ("b", [1, 2]), ("c_1", "it's")])
+    assert loads_relaxed("[NaN, -Infinity]")[1] == float("-inf")
+    for bad in ["(1, 2]", "{a b: 1}", "[1 2]", "__import__('os')", "{'a': 1"]:
+        with pytest.raises(RelaxedJSONError):
+            loads_relaxed(bad)
+    with pytest.raises(TooDeepError):
+        loads_relaxed("[" * 65 + "]" * 65)
+    assert loads_relaxed("[" * 64 + "]" * 64) is not None
+
+
+def spec_blocks(tag: str, text: str) -> list[str]:
+    """reward-spec section 1, literally: the non-greedy, dot-matches-newline regex, left to right."""
+    return re.findall(f"<{tag}>(.*?)</{tag}>", text, re.S)
+
+
+def spec_parse(text: str) -> ParsedCompletion:
+    """The spec's reading of a completion, written as plainly as it says it: the oracle for the parser."""
+    thinks = spec_blocks("think", text)
+    think = thinks[0] if len(thinks) == 1 else None
+    stripped = text.strip()
+    whole = re.fullmatch(r"<think>(.*?)</think>\s*<answer>(.*?)</answer>", stripped, re.S)
+    single = all(stripped.count(tag) == 1 for tag in ("<think>", "</think>", "<answer>", "</answer>"))
+    fmt = bool(whole and single and whole.group(2).strip())
+    graphs = spec_blocks("graph", think)[:2] if think is not None else []
+    return ParsedCompletion(fmt, spec_blocks("answer", text)[:2], think, graphs)
+
+
+def test_blocks_like_the_nongreedy_regex():
+    for text in ["<answer>1</answer><answer>2</answer>", "<answer><answer>x</answer></answer>", "<answer>open",
+                 "</answer><answer>y</answer>", "<answer>1</answer><answer>"]:
+        assert parse_completion(text).answers == spec_blocks("answer", text)[:2]
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("<think>x</think><answer>A</answer>", True), ("  <think>x</think>\n <answer> A </answer>\n", True),
+     ("<think>x</think><answer> </answer>", False), ("<think>x</think>y<answer>A</answer>", False),
+     ("<think>x</think><answer>A</answer>.", False), ("<THINK>x</THINK><answer>A</answer>", False),
+     ("<think><think>x</think><answer>A</answer>", False), ("<think>x</think><answer>A</answer></answer>", False),
+     ("<answer>A</answer><think>x</think>", False)],
+)
+def test_format(text, ok):
+    assert parse_completion(text).format is ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<answer>" * 30000, "<think>" * 30000 + "<answer>A</answer>", "<graph>" * 3000,
+     "<think><graph>" + "'" + "\\\\" * 10000 + "</graph></think><answer>A</answer>",
+     "<think><graph>" + "{" * 16000 + "</graph></think><answer>A</answer>"],
+)
+def test_hostile_inputs_are_bounded(text):
+    start = time.perf_counter()
+    check_result(score(text, REFERENCES[0]))
+    assert time.perf_counter() - start < 2.0  # a generous guard against quadratic blow-ups, not a benchmark
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXT)
+def test_the_parser_reads_as_the_spec_regex_does(text):
+    assert parse_completion(text) == spec_parse(text)
+    wrapped = f"  <think>{text}</think>\n<answer>{text[:5]}B</answer> "
+    assert parse_completion(wrapped) == spec_parse(wrapped)
