@@ -1,6 +1,7 @@
 """What a run shows while it runs and leaves behind: a progress bar (a log line per step when the
 output is not a terminal), `metrics.jsonl` (one line per step), `eval.jsonl` (one line per evaluation),
-and `rewards.png` (the reward curves) at the end."""
+and `rewards.png` (the reward curves) at the end; `python -m trainer_client.report RUN...` compares
+finished runs' held-out rewards before and after training."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -93,3 +95,49 @@ def plot(output_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def compare(output_dirs: list[Path]) -> list[dict[str, Any]]:
+    """Per run: held-out sampled and greedy reward before (step 0, after any warm-up) and after, each
+    component, answer accuracy, and the rise with its standard error paired by prompt (the same prompts
+    are evaluated before and after, so their own difficulty cancels out)."""
+    rows = []
+    for d in output_dirs:
+        evals = _read(d / "eval.jsonl")
+        first, last = evals[0], evals[-1]
+        row: dict[str, Any] = {"run": str(d), "steps": last["step"]}
+        for mode in ("sampled", "greedy"):
+            if not first.get(mode):
+                continue
+            a, b = first[mode], last[mode]
+            diffs = [y - x for x, y in zip(a["per_prompt_reward"], b["per_prompt_reward"], strict=True)]
+            rise_sem = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
+            row[mode] = {"before": a["reward_mean"], "after": b["reward_mean"],
+                         "rise": b["reward_mean"] - a["reward_mean"], "rise_sem": rise_sem,
+                         "answer_accuracy": (a["answer_accuracy"], b["answer_accuracy"]),
+                         **{k: (a[f"{k}_mean"], b[f"{k}_mean"]) for k in COMPONENTS if f"{k}_mean" in a}}
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m trainer_client.report RUN_DIR...`: the before/after table of finished runs."""
+    import sys
+
+    dirs = [Path(p) for p in (argv if argv is not None else sys.argv[1:])]
+    rows = compare(dirs)
+    for row in rows:
+        for mode in ("sampled", "greedy"):
+            if mode in row:
+                r = row[mode]
+                parts = "  ".join(f"{k} {v[0]:.3f}->{v[1]:.3f}" for k, v in r.items() if isinstance(v, tuple))
+                print(f"{row['run']} [{mode}] reward {r['before']:.3f} -> {r['after']:.3f} "
+                      f"(rise {r['rise']:+.3f} +- {r['rise_sem']:.3f})  {parts}")
+    sampled = [row["sampled"]["rise"] for row in rows if "sampled" in row]
+    if sampled:
+        print(f"mean sampled rise over {len(sampled)} runs: {float(np.mean(sampled)):+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

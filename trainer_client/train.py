@@ -408,8 +408,14 @@ class Trainer:
             groups = self.engine.generate(prompts, n, settings)
             results = self.scorer.score(self._items(records, groups))
             scored = [r for r in results if not r.mask]
+            # each prompt's mean over its samples: the unit the noise of this figure is measured in
+            per_prompt = [_mean(r.reward for r in results[p * n:(p + 1) * n] if not r.mask)
+                          for p in range(len(prompts))]
             record[name] = {
                 "reward_mean": _mean(r.reward for r in scored),
+                "reward_sem": float(np.std(per_prompt, ddof=1) / math.sqrt(len(per_prompt))) if len(prompts) > 1
+                else math.nan,
+                "per_prompt_reward": per_prompt,
                 **{f"{k}_mean": _mean(r.components[k] for r in scored) for k in COMPONENTS},
                 "answer_accuracy": _mean(float((r.components["answer"] or 0.0) >= 0.5) for r in scored),
                 "masked": len(results) - len(scored), "prompts": len(prompts), "samples_per_prompt": n,

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
 from trainer_client.config import TrainConfig  # noqa: E402
+from trainer_client.report import compare  # noqa: E402
 from trainer_client.scoring import Scorer  # noqa: E402
 from trainer_client.train import run  # noqa: E402
 
@@ -55,6 +56,10 @@ def test_a_run_leaves_metrics_evaluations_checkpoints_and_a_plot(tmp_path, servi
     assert [e["step"] for e in evals] == [0, 4]
     assert {"reward_mean", "answer_accuracy", "format_mean"} <= set(evals[0]["sampled"])
     assert evals[0]["sampled"]["samples_per_prompt"] == 2 and evals[0]["greedy"]["samples_per_prompt"] == 1
+    assert len(evals[0]["sampled"]["per_prompt_reward"]) == evals[0]["sampled"]["prompts"]
+    table = compare([tmp_path])[0]["sampled"]  # python -m trainer_client.report's before/after table
+    assert table["rise"] == pytest.approx(evals[1]["sampled"]["reward_mean"] - evals[0]["sampled"]["reward_mean"])
+    assert table["rise_sem"] >= 0
     assert (tmp_path / "rewards.png").stat().st_size > 10_000
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "reference.safetensors").exists()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
