@@ -11,22 +11,14 @@ waited on: they are bugs, and raise.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-
-import httpx
 
 from trainer_client.client import AsyncRewardClient, ScoredItems, ServiceUnavailable
 
@@ -89,48 +81,14 @@ class Scorer:
             self._thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
-def local_service(workers: int | None = None, ready_timeout_s: float = 120.0) -> Iterator[str]:
+def local_service(workers: int | None = None) -> Iterator[str]:
     """`reward-service serve` on a free 127.0.0.1 port for the length of a run; yields its URL."""
-    command = Path(sys.executable).with_name("reward-service")
-    binary = str(command) if command.exists() else shutil.which("reward-service")
-    if binary is None:
+    if importlib.util.find_spec("fastapi") is None:
         raise RuntimeError("spawn_service needs the reward service: pip install 'video-str-reward[service]'")
-    port = _free_port()
-    args = [binary, "serve", "--port", str(port), "--log-level", "warning"]
-    if workers:
-        args += ["--workers", str(workers)]
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(args, stdout=output, stderr=output, env={**os.environ})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + ready_timeout_s
-            while True:
-                if process.poll() is not None:
-                    output.seek(0)
-                    tail = output.read().decode(errors="replace")[-2000:]
-                    raise RuntimeError(f"the local reward service exited ({process.returncode}):\n{tail}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the local reward service did not become ready")
-                time.sleep(0.1)
-            log.info("reward service started at %s (pid %d)", url, process.pid)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    from reward_service.cli.bench_http import running_service
+
+    args = ["--log-level", "warning", *(["--workers", str(workers)] if workers else [])]
+    with running_service(*args) as service:
+        log.info("reward service started at %s (pid %d)", service.base_url, service.process.pid)
+        yield service.base_url
