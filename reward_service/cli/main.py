@@ -42,12 +42,12 @@ def _add_bench_parser(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reward-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    try:
+    try:  # the service needs the [service] extra; `score` works with the base install
         from reward_service.cli.serve import add_serve_parser
-    except ImportError:  # the service needs its extras; scoring and benches still work without them
-        pass
-    else:
+
         add_serve_parser(sub)
+    except ImportError:
+        pass
     add_score_parser(sub)
     _add_bench_parser(sub)
     return parser

@@ -46,8 +46,11 @@ def verl_rows(records: Sequence[Record], *, data_source: str = "video_str",
 
 
 def write_verl(records: Sequence[Record], path: str | os.PathLike[str], **kwargs: Any) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise DatasetError("writing parquet needs pyarrow: pip install 'video-str-reward[trainer]'") from None
 
     rows = verl_rows(records, **kwargs)
     pq.write_table(pa.Table.from_pylist(rows), str(path))

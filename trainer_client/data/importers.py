@@ -55,7 +55,10 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ModuleNotFoundError:
+            raise DatasetError("reading parquet needs pyarrow: pip install 'video-str-reward[trainer]'") from None
 
         yield from pq.read_table(path).to_pylist()
         return
