@@ -18,14 +18,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from trainer_client.policy_weights import is_peft_model
+
 CHECKPOINTS = "checkpoints"
 _KEEP = 2  # the newest checkpoints kept; older ones are deleted
+COMPLETE = "COMPLETE"  # written last: every rank's state is in
 
 
 def _state(model: Any) -> dict[str, torch.Tensor]:
     """What a checkpoint holds of `model`: the adapters alone for a LoRA model (its base does not change),
     else every weight."""
-    if hasattr(model, "peft_config"):
+    if is_peft_model(model):
         from peft import get_peft_model_state_dict
 
         return dict(get_peft_model_state_dict(model))
@@ -49,7 +52,7 @@ def save_weights(model: Any, path: Path) -> None:
 
 
 def load_weights(model: Any, path: Path) -> None:
-    if hasattr(model, "peft_config"):
+    if is_peft_model(model):
         from peft import set_peft_model_state_dict
 
         result: Any = set_peft_model_state_dict(model, load_file(str(path)))  # typed as a bare namedtuple
@@ -98,12 +101,14 @@ def finish(output_dir: Path, step: int) -> None:
     for f in rng_dir.iterdir():
         f.replace(final / f.name)
     rng_dir.rmdir()
+    (final / COMPLETE).touch()  # only now may `latest` offer it
     for old in sorted(root.glob("step-*"))[:-_KEEP]:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def latest(output_dir: Path) -> Path | None:
-    found = sorted((output_dir / CHECKPOINTS).glob("step-*"))
+    """The newest whole checkpoint (a run killed while saving leaves one without its marker: skipped)."""
+    found = sorted(p for p in (output_dir / CHECKPOINTS).glob("step-*") if (p / COMPLETE).exists())
     return found[-1] if found else None
 
 

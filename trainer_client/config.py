@@ -90,6 +90,8 @@ class TrainConfig(BaseModel):
     beta: float = Field(default=0.04, ge=0, description="KL coefficient; 0 needs no reference model")
     updates_per_batch: int = Field(default=1, ge=1, description="optimizer passes over each batch of rollouts")
     minibatch_size: int = Field(default=64, ge=1, description="rollouts per optimizer step")
+    micro_batch_size: int | None = Field(default=None, ge=1, description="rollouts per forward pass (gradients "
+                                         "accumulate over a minibatch's); default: the whole minibatch")
     lr: float = Field(default=1e-4, gt=0)
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     lr_warmup_steps: int = Field(default=0, ge=0)
@@ -118,6 +120,9 @@ class TrainConfig(BaseModel):
         if self.engine == "vllm" and self.model == "tiny":
             raise ValueError("engine vllm loads a saved model directory: give model a path (scripts/gpu-smoke.sh "
                              "builds a tiny one)")
+        if self.lora_r and self.warmup_steps:
+            raise ValueError("the warm-up trains every weight, while with LoRA the KL's reference is the base "
+                             "model: warm up without LoRA, save, then train LoRA on that model")
         if self.vllm_push_adapters and not self.lora_r:
             raise ValueError("vllm_push_adapters needs LoRA (lora_r > 0)")
         return self

@@ -23,15 +23,25 @@ from typing import Any
 import torch
 
 from trainer_client.config import TrainConfig
+from trainer_client.policy_weights import is_peft_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
 class Policy:
-    model: Any  # a transformers causal LM
+    model: Any  # a transformers causal LM, or a video model (Qwen2.5-VL), possibly with LoRA adapters
     tokenizer: Any
     device: torch.device
+
+    @property
+    def is_video_model(self) -> bool:
+        return hasattr(self.model.config, "vision_config")
+
+    @property
+    def video_token_id(self) -> int | None:
+        token_id: int | None = getattr(self.model.config, "video_token_id", None)
+        return token_id if self.is_video_model else None
 
 
 def pick_device(name: str) -> torch.device:
@@ -68,9 +78,12 @@ def load_policy(config: TrainConfig, corpus: Sequence[str] = (), tokenizer_dir: 
         auto = AutoModelForImageTextToText if video else AutoModelForCausalLM
         model = auto.from_pretrained(config.model, dtype=DTYPES[config.dtype])
     model.to(device=device, dtype=DTYPES[config.dtype])
+    for module in model.modules():  # the ratio compares one policy's log-probabilities computed twice:
+        if isinstance(module, torch.nn.Dropout):  # dropout would make them differ (TRL turns it off too)
+            module.p = 0.0
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False  # the cache is for generation; the engine turns it back on there
+        model.config.use_cache = False  # the cache is for generation, which asks for it (HFEngine)
     if config.lora_r:
         from peft import LoraConfig, get_peft_model
 
@@ -82,7 +95,7 @@ def load_policy(config: TrainConfig, corpus: Sequence[str] = (), tokenizer_dir: 
 
 
 def is_lora(model: Any) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+    return is_peft_model(model)
 
 
 def reference_copy(model: Any) -> Any:

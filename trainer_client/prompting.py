@@ -30,7 +30,7 @@ class PromptBuilder:
         self.instructions = config.prompt_instructions
         self.chat = getattr(tokenizer, "chat_template", None) is not None
         self.loader: Any = None
-        self._frames: OrderedDict[str, Any] = OrderedDict()
+        self._frames: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.config = config
 
     def _video(self, record: Record) -> Any:
@@ -40,14 +40,14 @@ class PromptBuilder:
             c = self.config
             self.loader = VideoLoader(c.video_frames, root=c.video_root, skip_bad=c.skip_bad_videos,
                                       max_pixels=c.video_max_pixels, min_pixels=c.video_min_pixels)
-        if record.id in self._frames:
-            self._frames.move_to_end(record.id)
-            return self._frames[record.id]
+        key = (record.id, str(record.video))  # a held-out file may reuse a training id for another video
+        if key in self._frames:
+            self._frames.move_to_end(key)
+            return self._frames[key]
         frames = self.loader(record)  # raises VideoError naming the record, or None when skipping
-        if frames is not None:
-            self._frames[record.id] = frames
-            if len(self._frames) > _KEEP_FRAMES:
-                self._frames.popitem(last=False)
+        self._frames[key] = frames  # a skipped video is remembered too: read, and counted, once
+        if len(self._frames) > _KEEP_FRAMES:
+            self._frames.popitem(last=False)
         return frames
 
     @property

@@ -15,18 +15,20 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-log = logging.getLogger("trainer_client.train")
+from reward_service.scoring import COMPONENTS
 
-COMPONENTS = ("format", "answer", "graph_node", "graph_edge", "length")
+log = logging.getLogger("trainer_client.report")
 
 
 class RunLog:
     def __init__(self, output_dir: Path, steps: int, start: int) -> None:
         self.metrics_path = output_dir / "metrics.jsonl"
         self.eval_path = output_dir / "eval.jsonl"
-        if start == 0:  # a fresh run starts fresh files; a resumed one appends
-            self.metrics_path.unlink(missing_ok=True)
-            self.eval_path.unlink(missing_ok=True)
+        # a fresh run starts fresh files; a resumed one keeps what led to its checkpoint (lines written
+        # after it, by a run that died later, are dropped: they are about to be written again)
+        for path in (self.metrics_path, self.eval_path):
+            kept = [r for r in _read(path) if r["step"] <= start] if start else []
+            path.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in kept))
         self.console = Console(stderr=True)
         self.progress: Progress | None = None
         if self.console.is_terminal:

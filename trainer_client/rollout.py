@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from transformers import GenerationConfig
+
+from trainer_client.grpo import token_logprobs
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,24 @@ def concat_inputs(parts: Sequence[dict[str, torch.Tensor] | None]) -> dict[str, 
     if not present:
         return {}
     return {key: torch.cat([p[key] for p in present]) for key in present[0]}
+
+
+def check_video_tokens(rollouts: Sequence[Rollout], videos: Sequence[dict[str, torch.Tensor] | None], group_size: int,
+                       video_token_id: int | None) -> None:
+    """Each rollout's prompt must hold as many video placeholders as its frames give features: vLLM
+    expands them with the model's processor, the trainer's tensors come from `model_inputs`."""
+    if video_token_id is None:
+        return
+    from trainer_client.video import video_token_counts
+
+    for row, rollout in enumerate(rollouts):
+        tensors = videos[row // group_size]
+        want = sum(video_token_counts(tensors["video_grid_thw"])) if tensors is not None else 0
+        have = rollout.prompt_ids.count(video_token_id)
+        if have != want:
+            raise ValueError(f"the engine's prompt holds {have} video placeholders but its frames give {want} "
+                             "features: keep video_min_pixels and video_max_pixels within the model "
+                             "processor's (frames already in its budget are not resized again)")
 
 
 class RolloutEngine(Protocol):
@@ -128,19 +149,20 @@ class HFEngine:
         texts, videos = zip(*(model_inputs(p) for p in prompts), strict=True)
         enc = tok(list(texts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         enc = {k: v.to(self.model.device) for k, v in {**enc, **concat_inputs(videos)}.items()}
-        sampling: dict[str, Any] = ({"do_sample": False} if settings.greedy else
-                                    {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p,
-                                     "top_k": 0})
-        result = self.model.generate(
-            **enc, max_new_tokens=settings.max_new_tokens, num_return_sequences=1 if settings.greedy else n,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
-            output_logits=True, suppress_tokens=self.suppressed, **sampling,
-        )
+        # A fresh generation config, not the model's: a checkpoint's own (Qwen2.5-VL-Instruct ships a
+        # repetition penalty, top_k and top_p) would sample from another distribution than the one whose
+        # log-probabilities the trainer computes.
+        config = GenerationConfig(
+            do_sample=not settings.greedy, temperature=1.0 if settings.greedy else settings.temperature,
+            top_p=1.0 if settings.greedy else settings.top_p, top_k=0, repetition_penalty=1.0,
+            max_new_tokens=settings.max_new_tokens, num_return_sequences=1 if settings.greedy else n,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, use_cache=True,
+            return_dict_in_generate=True, output_logits=True, suppress_tokens=self.suppressed)
+        result = self.model.generate(**enc, generation_config=config)
         width = enc["input_ids"].shape[1]
         new = result.sequences[:, width:]
         temperature = 1.0 if settings.greedy else settings.temperature
-        logits = torch.stack(result.logits, dim=1).float() / temperature  # (rows, new tokens, vocab)
-        logprobs = torch.gather(torch.log_softmax(logits, -1), -1, new.unsqueeze(-1)).squeeze(-1)
+        logprobs = token_logprobs(torch.stack(result.logits, dim=1), new, temperature)  # (rows, new tokens)
         copies = 1 if settings.greedy else n
         groups: list[list[Rollout]] = []
         for p in range(len(prompts)):

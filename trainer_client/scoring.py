@@ -79,6 +79,8 @@ class Scorer:
             self._call(self._client.aclose())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+        if not self._loop.is_running():
+            self._loop.close()
 
 
 @contextmanager

@@ -20,10 +20,11 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from trainer_client.rollout import VISION_TOKENS
+
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Qwen2.5-VL's markers: chat turns, and a video's start, placeholder (expanded to its token count) and end
-QWEN_VL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|video_pad|>", "<|vision_end|>",
-                  "<|image_pad|>")
+QWEN_VL_TOKENS = ("<|im_start|>", "<|im_end|>", *VISION_TOKENS)
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"

@@ -23,13 +23,15 @@ Run the CPU proof: `grpo-train --config examples/cpu-synthetic.yaml` (README, "T
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,13 @@ import numpy as np
 import torch
 
 from trainer_client import checkpoint
+from trainer_client.batches import Batch, batched_logprobs, forward_logprobs
+from trainer_client.client import RewardServiceError
 from trainer_client.config import ConfigError, TrainConfig, load_config
 from trainer_client.data import DatasetError, Record, load_records
 from trainer_client.data.prompts import render_prompt
 from trainer_client.data.synthetic import split, target_completion
-from trainer_client.grpo import aggregate, entropy, group_advantages, token_logprobs, token_losses
+from trainer_client.grpo import aggregate, group_advantages, token_losses
 from trainer_client.models import Policy, is_lora, load_policy, pick_device, reference_copy
 from trainer_client.prompting import PromptBuilder
 from trainer_client.report import COMPONENTS, RunLog, plot
@@ -51,7 +55,7 @@ from trainer_client.rollout import (
     Rollout,
     RolloutEngine,
     SamplingSettings,
-    concat_inputs,
+    check_video_tokens,
     model_inputs,
 )
 from trainer_client.scoring import Scorer, local_service
@@ -59,60 +63,6 @@ from trainer_client.video import VideoError
 from trainer_client.warmup import supervised_warmup
 
 log = logging.getLogger("trainer_client.train")
-
-
-# ------------------------------------------------------------------------------------------ batches
-
-
-@dataclass
-class Batch:
-    """Rollouts as padded tensors: `tokens` (B, L) prompt then completion, right-padded; `completion`
-    (B, L-1) marks the positions whose next token is a sampled one."""
-
-    tokens: torch.Tensor
-    attention: torch.Tensor
-    completion: torch.Tensor
-    inputs: list[dict[str, torch.Tensor] | None]  # each row's video tensors (its prompt's), or None
-
-    @classmethod
-    def of(cls, rollouts: Sequence[Rollout], pad_id: int, device: torch.device,
-           inputs: Sequence[dict[str, torch.Tensor] | None] | None = None) -> Batch:
-        width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
-        tokens = torch.full((len(rollouts), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rollouts), width), dtype=torch.long)
-        completion = torch.zeros((len(rollouts), width - 1), dtype=torch.bool)
-        for row, r in enumerate(rollouts):
-            p, c = len(r.prompt_ids), len(r.completion_ids)
-            tokens[row, :p + c] = torch.tensor(r.prompt_ids + r.completion_ids)
-            attention[row, :p + c] = 1
-            completion[row, p - 1:p + c - 1] = True
-        rows: list[dict[str, torch.Tensor] | None] = list(inputs) if inputs is not None else [None] * len(rollouts)
-        return cls(tokens.to(device), attention.to(device), completion.to(device), rows)
-
-    def rows(self, index: torch.Tensor) -> Batch:
-        return Batch(self.tokens[index], self.attention[index], self.completion[index],
-                     [self.inputs[i] for i in index.tolist()])
-
-    def model_kwargs(self) -> dict[str, torch.Tensor]:
-        """Token ids, mask and the rows' video tensors in row order, as the model's forward takes them."""
-        videos = {k: v.to(self.tokens.device) for k, v in concat_inputs(self.inputs).items()}
-        return {"input_ids": self.tokens, "attention_mask": self.attention, **videos}
-
-
-def forward_logprobs(model: Any, batch: Batch, temperature: float, *, with_entropy: bool = False,
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities (B, L-1) of each next token under `model` (and the entropies, if asked)."""
-    logits = model(**batch.model_kwargs()).logits[:, :-1]
-    logp = token_logprobs(logits, batch.tokens[:, 1:], temperature)
-    ent = entropy(logits.detach(), temperature) if with_entropy else None
-    return logp, ent
-
-
-@torch.no_grad()
-def batched_logprobs(model: Any, batch: Batch, temperature: float, size: int) -> torch.Tensor:
-    parts = [forward_logprobs(model, batch.rows(torch.arange(i, min(i + size, len(batch.tokens)))), temperature)[0]
-             for i in range(0, len(batch.tokens), size)]
-    return torch.cat(parts)
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -158,8 +108,12 @@ class Trainer:
         self.reference = self._reference(model, resume_from is not None)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self._same_start()
+        if resume_from is None:  # (a resumed run has each rank's stream back from its checkpoint)
+            torch.manual_seed(config.seed + self.rank)  # each rank samples its own stream; rank 0 the seed's
         self.engine = self._engine()
         self.sampling = SamplingSettings(config.temperature, config.top_p, config.max_new_tokens)
+        self.micro = config.micro_batch_size or config.minibatch_size
+        self.video_token_id = self.policy.video_token_id
 
     def _engine(self) -> RolloutEngine:
         c = self.config
@@ -263,21 +217,22 @@ class Trainer:
                 prompts.append(prompt)
                 if len(prompts) == c.prompts_per_step:
                     return records, prompts
-        raise DatasetError(f"too few readable videos: {self.prompts.videos_skipped} skipped so far")
+        raise TrainerError(f"too few readable videos: {self.prompts.videos_skipped} skipped so far")
 
     def _reference_logprobs(self, batch: Batch) -> torch.Tensor | None:
         c = self.config
         if c.beta == 0:
             return None
         if self.reference is not None:
-            return batched_logprobs(self.reference, batch, c.temperature, c.minibatch_size)
+            return batched_logprobs(self.reference, batch, c.temperature, self.micro)
         with self.policy.model.disable_adapter():  # LoRA: the base model is the reference
-            return batched_logprobs(self.policy.model, batch, c.temperature, c.minibatch_size)
+            return batched_logprobs(self.policy.model, batch, c.temperature, self.micro)
 
     def step(self, step: int) -> dict[str, Any]:
         c = self.config
         t0 = time.perf_counter()
         records, prompts = self._draw(step)
+        t_drawn = time.perf_counter()  # prompts built (a video decoded, unless cached)
         groups = self.engine.generate(prompts, c.group_size, self.sampling)
         self.engine.sleep()  # a colocated engine frees the GPU for the update; sync_weights wakes it
         t_generated = time.perf_counter()
@@ -288,9 +243,11 @@ class Trainer:
 
         rollouts = [r for g in groups for r in g]
         videos = [model_inputs(p)[1] for p in prompts]  # a prompt's tensors, shared by its G rows
+        check_video_tokens(rollouts, videos, c.group_size, self.video_token_id)
         batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device,
-                         [videos[i // c.group_size] for i in range(len(rollouts))])
-        old_logp = batched_logprobs(self.policy.model, batch, c.temperature, c.minibatch_size)
+                         inputs=[videos[i // c.group_size] for i in range(len(rollouts))],
+                         text_positions=not self.policy.is_video_model)
+        old_logp = batched_logprobs(self.policy.model, batch, c.temperature, self.micro)
         ref_logp = self._reference_logprobs(batch)
         t_logprobs = time.perf_counter()
         results = self.scorer.result(items, pending)
@@ -299,6 +256,7 @@ class Trainer:
         rewards = torch.tensor([math.nan if r.reward is None else r.reward for r in results], dtype=torch.float64)
         group_ids = torch.arange(len(groups)).repeat_interleave(c.group_size)
         adv = group_advantages(rewards, group_ids, c.advantages)
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
         stats = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
                              adv.scored.to(self.policy.device))
         t_updated = time.perf_counter()
@@ -307,7 +265,7 @@ class Trainer:
 
         engine_logp = torch.zeros_like(old_logp)
         for row, r in enumerate(rollouts):
-            engine_logp[row, batch.completion[row].nonzero().squeeze(-1)] = torch.tensor(r.logprobs)
+            engine_logp[row, :r.num_tokens] = torch.tensor(r.logprobs, device=engine_logp.device)
         generated = sum(r.num_tokens for r in rollouts)
         local = {
             "components": torch.tensor([[math.nan if r.mask or r.components[k] is None else r.components[k]
@@ -328,15 +286,16 @@ class Trainer:
             "videos_skipped": self.prompts.videos_skipped,
             "truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
             "engine_logprob_mismatch": float((engine_logp - old_logp).abs()[batch.completion].mean()),
-            "tokens_per_s": generated / (t_generated - t0),
-            "time_generate": t_generated - t0,
+            "tokens_per_s": generated / (t_generated - t_drawn),
+            "time_prompts": t_drawn - t0,
+            "time_generate": t_generated - t_drawn,
             "time_score": (scored_at[0] if scored_at else t_scored) - t_generated,  # the service's answer came
             "time_score_exposed": t_scored - t_logprobs,  # what the overlap did not hide
             "time_logprobs": t_logprobs - t_generated,
             "time_update": t_updated - t_scored,
             "time_weight_sync": t_synced - t_updated,
             "time_step": t_synced - t0,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": lr,
         }
         if self.world > 1:
             metrics["weights_checksum"] = self._agreed_checksum(step + 1)
@@ -351,7 +310,8 @@ class Trainer:
         """A checksum of the weights, which every rank must share after the step: else stop."""
         total = torch.zeros(1, dtype=torch.float64, device=self.policy.device)
         for p in self.policy.model.parameters():
-            total += p.detach().double().sum() + (p.detach().double() ** 2).sum()
+            if p.requires_grad:  # what the update changes (under LoRA the frozen base is rank 0's anyway)
+                total += p.detach().sum(dtype=torch.float64) + torch.linalg.vector_norm(p.detach(), dtype=torch.float64)
         every = self.accelerator.gather(total).cpu()
         if not torch.allclose(every, every[0].expand_as(every), rtol=1e-9, atol=0):
             raise RuntimeError(f"ranks disagree on the weights after step {step}: {every.tolist()}")
@@ -359,38 +319,59 @@ class Trainer:
 
     def _update(self, batch: Batch, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, advantages: torch.Tensor,
                 scored: torch.Tensor) -> dict[str, float]:
-        """`updates_per_batch` passes over shuffled minibatches. An unscored rollout stays in its minibatch
-        with no weight (every rank must take the same number of optimizer steps), so it moves nothing."""
+        """`updates_per_batch` passes over shuffled minibatches of `minibatch_size` rollouts, one optimizer
+        step each, with gradients accumulated over micro-batches of `micro_batch_size`. The loss is
+        normalised over the minibatch on every rank together (its tokens or sequences summed across
+        ranks, times the world size since Accelerate averages the ranks' gradients), so a token weighs
+        the same wherever it was sampled. An unscored rollout stays in its minibatch with no weight (every
+        rank takes the same number of optimizer steps), so it moves nothing."""
         c = self.config
-        totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-        passes = 0
+        sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens": 0.0}
+        steps = 0
         rows = len(batch.tokens)
         for _ in range(c.updates_per_batch):
             order = torch.randperm(rows).to(batch.tokens.device)
             for start in range(0, rows, c.minibatch_size):
                 index = order[start:start + c.minibatch_size]
-                part = batch.rows(index)
-                mask = part.completion & scored[index].unsqueeze(-1)
-                logp, ent = forward_logprobs(self.model, part, c.temperature, with_entropy=True)
-                losses = token_losses(logp, old_logp[index], advantages[index], clip_low=c.clip_low,
-                                      clip_high=c.clip_high, beta=c.beta,
-                                      ref_logp=ref_logp[index] if ref_logp is not None else None)
-                loss = aggregate(losses.loss, mask, c.loss_aggregation, batch_tokens=float(mask.sum()),
-                                 batch_sequences=int(scored[index].sum()), max_tokens=c.max_new_tokens)
+                masks = batch.completion[index] & scored[index].unsqueeze(-1)
+                counts = self._sum_over_ranks(torch.stack([masks.sum(), scored[index].sum()]).float())
+                tokens, sequences = max(float(counts[0]), 1.0), max(int(counts[1]), 1)
                 self.optimizer.zero_grad(set_to_none=True)
-                self.accelerator.backward(loss)
-                norm = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+                for first in range(0, len(index), self.micro):
+                    part = index[first:first + self.micro]
+                    last = first + self.micro >= len(index)
+                    with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                        micro = self._micro_step(batch.rows(part), masks[first:first + self.micro], old_logp[part],
+                                                 ref_logp[part] if ref_logp is not None else None, advantages[part],
+                                                 tokens, sequences)
+                    for k, v in micro.items():
+                        sums[k] += v
+                sums["grad_norm"] += float(self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm))
                 self.optimizer.step()
-                with torch.no_grad():
-                    n = max(float(mask.sum()), 1.0)
-                    totals["loss"] += float(loss)
-                    totals["kl"] += float((losses.kl * mask).sum()) / n if losses.kl is not None else 0.0
-                    totals["clip_fraction"] += float((losses.clipped & mask).sum()) / n
-                    totals["entropy"] += float((ent * mask).sum()) / n if ent is not None else 0.0
-                    totals["grad_norm"] += float(norm)
-                passes += 1
+                steps += 1
         self.scheduler.step()
-        return {k: v / max(passes, 1) for k, v in totals.items()}
+        n = max(sums.pop("tokens"), 1.0)
+        return {"loss": sums["loss"] / max(steps, 1), "grad_norm": sums["grad_norm"] / max(steps, 1),
+                **{k: sums[k] / n for k in ("kl", "clip_fraction", "entropy")}}  # per scored token, this rank
+
+    def _micro_step(self, part: Batch, mask: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+                    advantages: torch.Tensor, tokens: float, sequences: int) -> dict[str, float]:
+        """Forward and backward of one micro-batch; returns sums for the step's statistics."""
+        c = self.config
+        logp, ent = forward_logprobs(self.model, part, c.temperature, with_entropy=True)
+        losses = token_losses(logp, old_logp, advantages, clip_low=c.clip_low, clip_high=c.clip_high, beta=c.beta,
+                              ref_logp=ref_logp)
+        loss = aggregate(losses.loss, mask, c.loss_aggregation, batch_tokens=tokens, batch_sequences=sequences,
+                         max_tokens=c.max_new_tokens) * self.world
+        self.accelerator.backward(loss)
+        with torch.no_grad():
+            return {"loss": float(loss), "tokens": float(mask.sum()),
+                    "kl": float((losses.kl * mask).sum()) if losses.kl is not None else 0.0,
+                    "clip_fraction": float((losses.clipped & mask).sum()),
+                    "entropy": float((ent * mask).sum()) if ent is not None else 0.0}
+
+    def _sum_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        return values if self.world == 1 else self.accelerator.reduce(values.to(self.policy.device), "sum")
 
     # -------------------------------------------------------------------------------- evaluation
 
@@ -440,6 +421,14 @@ class Trainer:
                 report.evaluation(evaluations[-1])
         self.accelerator.wait_for_everyone()
 
+    def _should_stop(self) -> bool:
+        """Whether a stop was asked for (Ctrl-C or SIGTERM under `grpo-train`), agreed by every rank, so
+        they all leave the loop after the same step."""
+        asked = STOP.is_set()
+        if self.world > 1:
+            asked = bool(self._sum_over_ranks(torch.tensor([float(asked)]))[0] > 0)
+        return asked
+
     def run(self) -> dict[str, Any]:
         c = self.config
         main = self.accelerator.is_main_process
@@ -457,22 +446,26 @@ class Trainer:
                 step += 1
                 if report is not None:
                     report.step(metrics)
+                if self._should_stop():  # between steps: the checkpoint holds whole steps only
+                    path = self.save(step)
+                    log.warning("stopped after step %d: checkpoint saved to %s; continue with --resume true",
+                                step, path)
+                    raise KeyboardInterrupt
                 if c.eval_every and step % c.eval_every == 0 and step < c.steps:
                     self._evaluate(step, report, evaluations)
                 if step % c.checkpoint_every == 0:
                     self.save(step)
-        except KeyboardInterrupt:
+            if step % c.checkpoint_every:  # saved before the evaluation draws random numbers: a resumed run
+                self.save(step)  # continues from exactly where the training steps left off
+            self._evaluate(step, report, evaluations)
+        finally:
             if report is not None:
                 report.close()
-            path = self.save(step)
-            log.warning("interrupted after step %d: checkpoint saved to %s; continue with --resume true", step, path)
-            raise
-        if step % c.checkpoint_every:  # saved before the evaluation draws random numbers: a resumed run
-            self.save(step)  # continues from exactly where the training steps left off
-        self._evaluate(step, report, evaluations)
+            close = getattr(self.engine, "close", None)
+            if close is not None:
+                close()
         summary: dict[str, Any] = {"steps": step}
         if report is not None:
-            report.close()
             summary.update(first_eval=evaluations[0], last_eval=evaluations[-1], plot=str(plot(self.output_dir)))
         return summary
 
@@ -482,8 +475,14 @@ def _mean(values: Any) -> float:
     return float(np.mean(kept)) if kept else math.nan
 
 
+STOP = threading.Event()  # set by grpo-train's signal handler; the loop stops after the step in progress
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train with `config`; starts a local reward service first when `spawn_service` is set."""
+    if config.spawn_service and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainerError("spawn_service starts a service per process: with several processes, start one "
+                           "reward service and give its service_url")
     def with_service(url: str | None) -> dict[str, Any]:
         scorer = Scorer(url, config.service_api_key, config.reward_config)
         try:
@@ -497,10 +496,22 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return with_service(config.service_url)
 
 
+class TrainerError(RuntimeError):
+    """A run that cannot go on; the message says why."""
+
+
+def _stop_after_step(signum: int, frame: Any) -> None:
+    if STOP.is_set():  # a second Ctrl-C: stop now, without a checkpoint of the step in progress
+        raise KeyboardInterrupt
+    STOP.set()
+    log.warning("stopping after the step in progress (Ctrl-C again to stop at once, without saving it)")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the step lines
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint, as Ctrl-C does
+    signal.signal(signal.SIGINT, _stop_after_step)
+    signal.signal(signal.SIGTERM, _stop_after_step)
     try:
         config = load_config(argv)
     except ConfigError as exc:
@@ -510,14 +521,14 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(config)
     except KeyboardInterrupt:
         return 130
-    except (DatasetError, VideoError, RuntimeError, ImportError) as exc:  # ImportError: vLLM not installed
-        print(f"grpo-train: {exc}", file=sys.stderr)
+    except (DatasetError, VideoError, RewardServiceError, ValueError, RuntimeError, ImportError) as exc:
+        print(f"grpo-train: {type(exc).__name__}: {exc}", file=sys.stderr)  # ImportError: vLLM not installed
         return 1
     if "last_eval" not in summary:  # not the main process
         return 0
-    first, last = summary["first_eval"]["sampled"], summary["last_eval"]["sampled"]
-    print(f"held-out sampled reward: {first['reward_mean']:.3f} at step 0 -> {last['reward_mean']:.3f} at step "
-          f"{summary['steps']}; plot: {summary['plot']}")
+    first, last = summary["first_eval"], summary["last_eval"]
+    print(f"held-out sampled reward: {first['sampled']['reward_mean']:.3f} at step {first['step']} -> "
+          f"{last['sampled']['reward_mean']:.3f} at step {last['step']}; plot: {summary['plot']}")
     return 0
 
 

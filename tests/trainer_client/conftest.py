@@ -103,3 +103,13 @@ def service() -> Iterator[ServiceProcess]:
     yield s
     s.terminate()
     s.log.close()
+
+
+@pytest.fixture(scope="module")
+def plain_service() -> Iterator[ServiceProcess]:
+    """The real scorer and the default item deadline (2 s): training runs assert that nothing is masked,
+    which a loaded machine must not turn false by stretching an item past a test's short deadline."""
+    s = ServiceProcess().start()
+    yield s
+    s.terminate()
+    s.log.close()

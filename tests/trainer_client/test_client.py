@@ -119,11 +119,9 @@ def test_async_client_chunks_concurrently_with_the_same_results(service_process)
 
 def test_a_wrong_key_is_a_clear_error_and_is_not_retried(service_process):
     secured = service_process(env={"REWARD_SERVICE_API_KEYS": "right-key"}).start()
-    start = time.monotonic()
     with RewardClient(secured.base_url, api_key="wrong-key", max_items=100, max_body_bytes=2**20) as client, \
             pytest.raises(AuthenticationError) as caught:
         client.score([{"completion": GOOD, "reference": MC_REF}])
-    assert time.monotonic() - start < 2.0
     assert caught.value.status_code == 401
     assert secured.metric("reward_service_requests_total", route="/v1/rewards", code="401") == 1
     with RewardClient(secured.base_url, api_key="right-key") as client:  # and the right key works
@@ -175,7 +173,8 @@ def test_503_while_starting_and_draining_is_ridden_out(service_process, caplog):
     assert "answered 503" in caplog.text and "draining" in caplog.text
 
 
-def test_a_service_killed_mid_run_and_restarted_on_the_same_port_is_ridden_out(service_process):
+def test_a_service_killed_mid_run_and_restarted_on_the_same_port_is_ridden_out(service_process, caplog):
+    caplog.set_level(logging.WARNING, logger="trainer_client.client")
     svc = service_process(env={"REWARD_SERVICE_SCORER": "slow_scorer:score"}).start()
     items = [{"id": f"k{i}", "group_id": f"g{i // 8}", "completion": f"SLEEP 0.05 {GOOD}",
               "reference": {**MC_REF, "run": "kill"}} for i in range(64)]
@@ -199,6 +198,7 @@ def test_a_service_killed_mid_run_and_restarted_on_the_same_port_is_ridden_out(s
     results = outcome["results"]
     assert [r.reward for r in results] == [2.0] * 64  # type: ignore[attr-defined]
     assert all(r.advantage == 0.0 for r in results)  # type: ignore[attr-defined]
+    assert "not reachable" in caplog.text or "answered 503" in caplog.text  # the kill did meet the run
 
 
 def test_the_retry_budget_is_bounded_and_ends_in_service_unavailable():

@@ -18,8 +18,8 @@ from trainer_client.train import run
 pytestmark = [pytest.mark.trainer, pytest.mark.slow]
 
 
-def test_grpo_raises_held_out_reward_above_the_warm_up(tmp_path, service):
-    config = TrainConfig(output_dir=str(tmp_path), service_url=service.base_url, seed=0, steps=80,
+def test_grpo_raises_held_out_reward_above_the_warm_up(tmp_path, plain_service):
+    config = TrainConfig(output_dir=str(tmp_path), service_url=plain_service.base_url, seed=0, steps=80,
                          checkpoint_every=1000, synthetic_train=1000, eval_size=32, model="tiny", tiny_hidden=64,
                          tiny_layers=2, tiny_heads=4, prompts_per_step=8, group_size=8, minibatch_size=64,
                          max_new_tokens=48, warmup_steps=150, warmup_batch=32, warmup_lr=1e-3, eval_every=0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from reward_service.schemas import AdvantageMode, ConfigResponse
 from trainer_client.client._wire import (
     CONFIG_CHUNK,
+    RETRIED_TRANSPORT_ERRORS,
     RETRY_STATUSES,
     Chunk,
     assemble,
@@ -48,6 +50,8 @@ class _Base(ABC):
         to one sized to the batch. Retries stop after `retry_attempts` tries or `retry_max_s` seconds.
         `transport` is httpx's (a sync one for `RewardClient`, an async one for `AsyncRewardClient`)."""
         self.base_url = (base_url or os.environ.get("REWARD_SERVICE_URL") or DEFAULT_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the reward service's URL must start with http:// or https://, got {self.base_url!r}")
         key = api_key if api_key is not None else os.environ.get("REWARD_SERVICE_API_KEY")
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
@@ -137,6 +141,7 @@ class RewardClient(_Base):
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, limits=self._limits,
                                   transport=transport)
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def __enter__(self) -> RewardClient:
         return self
@@ -168,8 +173,9 @@ class RewardClient(_Base):
         if len(plan.chunks) <= 1:
             answers = [self._post(c) for c in plan.chunks]
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="reward-client")
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="reward-client")
             answers = list(self._pool.map(self._post, plan.chunks))
         return assemble(plan, answers)
 
@@ -188,7 +194,7 @@ class RewardClient(_Base):
         try:
             response = self._http.request(method, path, content=chunk.body if chunk else None, headers=headers,
                                           timeout=self._timeout(n_items))
-        except httpx.TransportError as exc:
+        except RETRIED_TRANSPORT_ERRORS as exc:
             raise unreachable(exc, self.base_url) from exc
         if response.status_code in RETRY_STATUSES:
             raise error_of(response, chunk or CONFIG_CHUNK)
@@ -244,6 +250,7 @@ class AsyncRewardClient(_Base):
         except BaseException:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # let them finish cancelling
             raise
         return assemble(plan, answers)
 
@@ -260,7 +267,7 @@ class AsyncRewardClient(_Base):
         try:
             response = await self._http.request(method, path, content=chunk.body if chunk else None,
                                                 headers=headers, timeout=self._timeout(n_items))
-        except httpx.TransportError as exc:
+        except RETRIED_TRANSPORT_ERRORS as exc:
             raise unreachable(exc, self.base_url) from exc
         if response.status_code in RETRY_STATUSES:
             raise error_of(response, chunk or CONFIG_CHUNK)

@@ -29,6 +29,9 @@ from trainer_client.client.results import ScoredItem, ScoredItems
 log = logging.getLogger("trainer_client.client")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# A service that is down, restarting or cut off: worth another try. Not a malformed URL or request
+# (UnsupportedProtocol, LocalProtocolError), which would fail the same way every time.
+RETRIED_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
 _CALLER_STATUSES = frozenset({400, 413, 422})
 _BODY_OVERHEAD = 4096  # bytes of a request body around its items (config, flags), kept free of the limit
 
@@ -167,7 +170,7 @@ def results_of(response: httpx.Response, chunk: Chunk) -> dict[str, Any]:
 CONFIG_CHUNK = Chunk(0, [], b"")  # GET /v1/config's answers name no items
 
 
-def unreachable(exc: httpx.TransportError, base_url: str) -> ServiceUnavailable:
+def unreachable(exc: Exception, base_url: str) -> ServiceUnavailable:
     return ServiceUnavailable(f"reward service at {base_url} not reachable: {type(exc).__name__}: {exc}")
 
 

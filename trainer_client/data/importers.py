@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from reward_service.scoring.reference import OPTION_LETTERS
 from trainer_client.data import DatasetError, Record
 
 _OPTION = re.compile(r"^\s*\(?([A-J])[.):]\s*(.*)$", re.S)
@@ -80,7 +81,7 @@ def split_options(options: Iterable[str]) -> tuple[list[str], list[str]]:
     letters, texts = [], []
     for i, option in enumerate(options):
         m = _OPTION.match(str(option))
-        letters.append(m.group(1) if m else "ABCDEFGHIJ"[i])
+        letters.append(m.group(1) if m else OPTION_LETTERS[i])
         texts.append(m.group(2).strip() if m else str(option).strip())
     return letters, texts
 
@@ -101,7 +102,7 @@ def record_of(row_id: str, question: Any, task: str, answer: str, options: Any, 
         letter = answer.strip("() .").upper()[:1]
         if not texts or letter not in letters:
             raise ValueError(f"answer {answer!r} names none of the options {letters}")
-        reference = {"task_type": task, "answer": "ABCDEFGHIJ"[letters.index(letter)], "options": texts}
+        reference = {"task_type": task, "answer": OPTION_LETTERS[letters.index(letter)], "options": texts}
         return Record(id=row_id, question=question, options=texts, video=video, reference=reference)
     return Record(id=row_id, question=question, video=video, reference={"task_type": task, "answer": _number(answer)})
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reward_service.scoring.reference import OPTION_LETTERS
 from trainer_client.data import Record
-
-LETTERS = "ABCDEFGHIJ"
 
 INSTRUCTIONS = (
     "Answer the question about the video. Think first, inside <think> </think>. While thinking, write the "
@@ -37,7 +36,7 @@ ANSWER_FORMS = {
 
 
 def options_text(options: list[str]) -> str:
-    return "Options: " + " ".join(f"{LETTERS[i]}. {text}" for i, text in enumerate(options))
+    return "Options: " + " ".join(f"{OPTION_LETTERS[i]}. {text}" for i, text in enumerate(options))
 
 
 def render_prompt(record: Record, *, instructions: bool = True) -> str:

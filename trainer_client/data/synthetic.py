@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from reward_service.scoring.reference import OPTION_LETTERS
 from reward_service.synth.scenes import Scene, generate_scene
 from reward_service.synth.tasks import generate_task
 from trainer_client.data import Record
@@ -125,7 +126,7 @@ def target_completion(record: Record, rng: np.random.Generator | None = None, *,
                       for name, p in objs.items()} for f, objs in frames.items()}
         if rng.random() < answer_noise:
             if record.options:
-                answer = "ABCDEFGHIJ"[int(rng.integers(len(record.options)))]
+                answer = OPTION_LETTERS[int(rng.integers(len(record.options)))]
             else:
                 answer = _number(max(0.0, round(float(record.reference["answer"]) + rng.normal(0, 1.5), 1)))
     return f"<think> <graph> {graph_text(record, frames)} </graph> </think> <answer> {answer} </answer>"

@@ -10,8 +10,6 @@ import orjson
 
 from trainer_client.client import ScoredItem
 
-COMPONENT_NAMES = ("format", "answer", "graph_node", "graph_edge", "length")
-
 
 class AdapterError(ValueError):
     """The trainer handed the adapter something it cannot turn into a reward request (a dataset bug)."""

@@ -29,10 +29,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reward_service.scoring import RewardConfig
+from reward_service.scoring import COMPONENTS, RewardConfig
 from trainer_client.client import AsyncRewardClient, RewardClient, ScoredItems
 from trainer_client.integrations._common import (
-    COMPONENT_NAMES,
     AdapterError,
     completion_text,
     masked_summary,
@@ -186,4 +185,4 @@ def component_reward_functions(base_url: str | None = None, api_key: str | None 
         server = client.server_config()
     merged = RewardConfig.build(config, base=RewardConfig.build(server.config))
     kind = AsyncComponentReward if asynchronous else ComponentReward
-    return [kind(scorer, c) for c in COMPONENT_NAMES], [float(merged.weights[c]) for c in COMPONENT_NAMES]
+    return [kind(scorer, c) for c in COMPONENTS], [float(merged.weights[c]) for c in COMPONENTS]

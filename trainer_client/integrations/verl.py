@@ -35,8 +35,9 @@ from typing import Any
 
 import orjson
 
+from reward_service.scoring import COMPONENTS
 from trainer_client.client import AsyncRewardClient, RewardClient, ScoredItem, ScoredItems
-from trainer_client.integrations._common import COMPONENT_NAMES, masked_summary, read_reference
+from trainer_client.integrations._common import masked_summary, read_reference
 
 __all__ = ["compute_score", "compute_score_async", "compute_score_batch"]
 
@@ -49,7 +50,7 @@ _clients_lock = threading.Lock()
 def verl_result(result: ScoredItem) -> dict[str, float]:
     """verl's dict for one result: the same keys for every sample, floats only."""
     out = {"score": 0.0 if result.reward is None else float(result.reward), "masked": float(result.mask)}
-    for name in COMPONENT_NAMES:
+    for name in COMPONENTS:
         value = result.components.get(name)
         out[name] = 0.0 if value is None else float(value)
         out[f"{name}_null"] = float(value is None)
@@ -140,11 +141,11 @@ class _Coalescer:
         items = [{**item, "id": str(i)} for i, (item, _) in enumerate(batch)]
         try:
             results: ScoredItems = await self.client.score(items, config=self.config)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: no caller may wait forever on its future
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
-            return
+                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            raise
         _report(results)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
