@@ -103,7 +103,7 @@ class Trainer:
             supervised_warmup(model, self.policy.tokenizer, [r for r, _ in warm], [p for _, p in warm],
                               steps=config.warmup_steps, batch=config.warmup_batch, lr=config.warmup_lr,
                               position_noise=config.warmup_position_noise, answer_noise=config.warmup_answer_noise,
-                              seed=config.seed)
+                              seed=config.seed, should_stop=STOP.is_set)
         self.eval_set = [(r, p) for r in self.eval_records if (p := self.prompts.build(r)) is not None]
         self.reference = self._reference(model, resume_from is not None)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)

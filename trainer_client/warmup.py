@@ -12,7 +12,7 @@ what the reward asks for. Loss is on completion tokens only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ log = logging.getLogger("trainer_client.warmup")
 
 def supervised_warmup(model: Any, tokenizer: Any, records: Sequence[Record], prompts: Sequence[EnginePrompt], *,
                       steps: int, batch: int, lr: float, position_noise: float, answer_noise: float,
-                      seed: int) -> float:
+                      seed: int, should_stop: Callable[[], bool] = lambda: False) -> float:
     """Train `model` in place on `records` (each with a graph in its reference, for the target) and their
     prompts (text, or text and video: the video's tensors go to the model as in training); returns the
     last batch's loss."""
@@ -41,6 +41,8 @@ def supervised_warmup(model: Any, tokenizer: Any, records: Sequence[Record], pro
     loss_value = float("nan")
     eos = tokenizer.eos_token
     for step in range(steps):
+        if should_stop():  # nothing to save yet: a run stopped in its warm-up starts over
+            raise KeyboardInterrupt
         picks = rng.integers(len(records), size=batch)
         prompt_ids = [tokenizer(encoded[i][0], add_special_tokens=False)["input_ids"] for i in picks]
         targets = [tokenizer(target_completion(records[i], rng, position_noise=position_noise,
