@@ -106,10 +106,13 @@ def compare(output_dirs: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for d in output_dirs:
         evals = _read(d / "eval.jsonl")
+        if len(evals) < 2:
+            raise ValueError(f"{d}: {len(evals)} evaluation(s) in eval.jsonl; a before/after needs two "
+                             "(is it a run's output_dir, and did the run get past its first eval_every?)")
         first, last = evals[0], evals[-1]
         row: dict[str, Any] = {"run": str(d), "steps": last["step"]}
         for mode in ("sampled", "greedy"):
-            if not first.get(mode):
+            if not first.get(mode) or not last.get(mode):
                 continue
             a, b = first[mode], last[mode]
             diffs = [y - x for x, y in zip(a["per_prompt_reward"], b["per_prompt_reward"], strict=True)]
@@ -122,12 +125,44 @@ def compare(output_dirs: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m trainer_client.report RUN_DIR...`: the before/after table of finished runs."""
-    import sys
+def plot_runs(output_dirs: list[Path], path: Path) -> Path:
+    """One figure of several runs' held-out rewards per evaluation (sampled solid, greedy dashed)."""
+    import matplotlib
 
-    dirs = [Path(p) for p in (argv if argv is not None else sys.argv[1:])]
-    rows = compare(dirs)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, d in enumerate(output_dirs):
+        evals = _read(d / "eval.jsonl")
+        color = f"C{i}"
+        for mode, style in (("sampled", "-o"), ("greedy", "--s")):
+            points = [(e["step"], e[mode]["reward_mean"]) for e in evals if e.get(mode)]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, markersize=3,
+                        label=f"{d.name} {mode}")
+    ax.set(title="held-out mean total reward (step 0: after the warm-up)", xlabel="GRPO step", ylabel="reward")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m trainer_client.report RUN_DIR... [--plot FILE]`: the before/after table of finished runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m trainer_client.report",
+                                     description="Held-out rewards before and after training, per run, from "
+                                                 "each output_dir's eval.jsonl.")
+    parser.add_argument("runs", nargs="+", type=Path, help="output_dir of each run")
+    parser.add_argument("--plot", type=Path, help="also draw every run's held-out reward curve into this PNG")
+    args = parser.parse_args(argv)
+    try:
+        rows = compare(args.runs)
+    except (ValueError, OSError) as exc:
+        parser.exit(2, f"error: {exc}\n")
     for row in rows:
         for mode in ("sampled", "greedy"):
             if mode in row:
@@ -138,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     sampled = [row["sampled"]["rise"] for row in rows if "sampled" in row]
     if sampled:
         print(f"mean sampled rise over {len(sampled)} runs: {float(np.mean(sampled)):+.3f}")
+    if args.plot:
+        print(f"plot: {plot_runs(args.runs, args.plot)}")
     return 0
 
 
