@@ -191,6 +191,22 @@ def test_compiled_assignment_is_scipys_ties_included():
         assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
 
 
+def test_compiled_assignment_of_one_row_or_column_is_scipys():
+    """lsap answers a single row or column without the path search: the same pair as scipy, ties included."""
+    from scipy.optimize import linear_sum_assignment
+
+    from reward_service.scoring.graph_kernels import lsap_kernel
+
+    rng = np.random.default_rng(5)
+    for trial in range(5000):
+        k = int(rng.integers(1, 9))
+        shape = (1, k) if trial % 2 else (k, 1)
+        cost = rng.integers(0, 3, size=shape).astype(float) if trial % 4 < 2 else rng.random(shape) * 10
+        rows, cols = lsap_kernel(cost)
+        expected_rows, expected_cols = linear_sum_assignment(cost)
+        assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
+
+
 def test_explain_gives_the_parsed_graph_and_the_correspondence():
     ref = ref_of({"frames": {"0": {"cup_1": [0, 0], "cup_2": [1, 0]}, "5": {"cup_1": [2, 2]}}}, graph_scale=10)
     text = completion({"frames": {"0": {"cup 7": [1, 0], "cup 3": [0, 0]}, "9": {"cup": [2, 2]}}})
