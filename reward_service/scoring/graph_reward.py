@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -63,9 +64,22 @@ def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> tupl
     return stacked, nodes
 
 
-def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
-    from reward_service.scoring import graph_kernels  # numba: imported on first graph, not with the package
+_kernels: ModuleType | None = None
 
+
+def _graph_kernels() -> ModuleType:
+    """graph_kernels, imported with numba on the first graph, not with the package, and then kept: a
+    `from package import module` statement in a function runs importlib's Python code at every call
+    (0.6 us)."""
+    global _kernels
+    if _kernels is None:
+        from reward_service.scoring import graph_kernels
+
+        _kernels = graph_kernels
+    return _kernels
+
+
+def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
     first = next(node for frame in graph.frames.values() for node in frame)
     dim = len(first.pos)  # one dimension throughout (a valid reference)
     category_ids: dict[str, int] = {}
@@ -78,7 +92,7 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
     if scale < 1e-6:
         scale = 1.0
     return _Plan(frames=list(graph.frames), dim=dim, scale=scale, nodes=nodes, category_ids=category_ids,
-                 relations=graph_kernels.reference_relations(nodes, signed))
+                 relations=_graph_kernels().reference_relations(nodes, signed))
 
 
 def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
@@ -118,15 +132,13 @@ def score_graph(
     node_weighting: str = "union",
     explain: bool = False,
 ) -> GraphScore:
-    from reward_service.scoring import graph_kernels
-
     plan = _plan(ref, scale, angle_mode)
     pred_frames = list(pred.frames)
     predicted, nodes = _stack(pred, plan.dim, plan.category_ids)
     frame_map = np.array([_pick_frame(pred_frames, f, not ref.dynamic) for f in plan.frames], dtype=np.int64)
-    terms = graph_kernels.graph_terms(plan.nodes, len(plan.category_ids), plan.relations, predicted, frame_map,
-                                      plan.scale, node_weighting == "gt", ref.edge_defined,
-                                      angle_mode == "signed_planar")
+    terms = _graph_kernels().graph_terms(plan.nodes, len(plan.category_ids), plan.relations, predicted,
+                                         frame_map, plan.scale, node_weighting == "gt", ref.edge_defined,
+                                         angle_mode == "signed_planar")
     edge = terms.edge if ref.edge_defined else None
     correspondence: list[dict[str, Any]] = []
     if explain:
