@@ -46,10 +46,20 @@ def category(name: str) -> str:
     return cat
 
 
-def frame_number(key: str) -> int | None:
-    """The first run of ASCII digits in a frame key (`"frame_8"` -> 8), None without a digit."""
+def _first_number(key: str) -> int | None:
     m = _FIRST_DIGITS.search(key)
     return int(m.group()) if m else None
+
+
+# Frame keys repeat from graph to graph ("0", "8", "frame_16"): a cache hit costs a fifth of the search.
+# Only short keys are kept, so that hostile long ones cannot fill memory.
+_MAX_CACHED_KEY = 32
+_cached_first_number = lru_cache(maxsize=4096)(_first_number)
+
+
+def frame_number(key: str) -> int | None:
+    """The first run of ASCII digits in a frame key (`"frame_8"` -> 8), None without a digit."""
+    return _cached_first_number(key) if len(key) <= _MAX_CACHED_KEY else _first_number(key)
 
 
 class Node(NamedTuple):  # a tuple: built for every predicted node, so it must be cheap

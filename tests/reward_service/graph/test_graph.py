@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from reward_service.graph import category, read_graph
+from reward_service.graph import category, frame_number, read_graph
 from reward_service.parsing.relaxed_json import loads_relaxed
 from reward_service.scoring import RewardConfig, score
 
@@ -35,6 +35,15 @@ def test_category(name, cat):
 
 def test_category_is_linear_on_long_digit_runs():
     assert category("1" * 20000 + "x") == "1" * 20000 + "x"
+
+
+@pytest.mark.parametrize(
+    ("key", "number"),
+    [("8", 8), ("frame_8", 8), ("t08x3", 8), ("x", None), ("\u0663 4", 4), ("f" * 40 + "12", 12), ("f" * 40, None)],
+)
+def test_frame_number_is_the_first_run_of_ascii_digits(key, number):
+    assert frame_number(key) == number
+    assert frame_number(key) == number  # again: short keys come from the cache the second time
 
 
 def test_repeated_keys_are_separate_nodes():
