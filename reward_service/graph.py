@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -110,7 +110,7 @@ class RelationGraph:
         return {"nodes": nodes(next(iter(self.frames)))}
 
 
-def _pairs(obj: Any) -> Iterable[tuple[Any, Any]] | None:
+def _pairs(obj: Any) -> Collection[tuple[Any, Any]] | None:
     kind = type(obj)
     if kind is JObject:
         return obj
@@ -169,11 +169,12 @@ def _position_list(value: Any) -> tuple[float, ...] | None:
     return tuple(map(float, value))
 
 
-def _node_entries(nodes: Any) -> list[tuple[Any, Any]] | None:
-    """(name, position value) of each entry as written; None when NODES is neither object nor list."""
+def _node_entries(nodes: Any) -> Collection[tuple[Any, Any]] | None:
+    """(name, position value) of each entry as written; None when NODES is neither object nor list. An
+    object's own pairs, not a copy: they are only read."""
     pairs = _pairs(nodes)
     if pairs is not None:
-        return list(pairs)
+        return pairs
     if isinstance(nodes, list):
         entries: list[tuple[Any, Any]] = []
         for item in nodes:
@@ -224,7 +225,7 @@ def read_graph(value: Any, *, strict: bool = False) -> RelationGraph:
 
 
 def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
-    entries = list(_pairs(frames_value) or ())
+    entries = _pairs(frames_value) or ()
     if len(entries) > MAX_FRAMES:
         raise GraphError("graph_too_large", f"graph: more than {MAX_FRAMES} frames")
     frames: dict[int, list[Node]] = {}
