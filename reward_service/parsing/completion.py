@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Group i of the pattern is tag _TAGS[i - 1]: a match's `lastindex` says which tag it is. The pattern
 # starts with its literal `<`, which the regex engine finds with a fast scan (alternatives at the top
@@ -23,8 +23,7 @@ _TAG = re.compile("<(?:" + "|".join(f"({re.escape(tag[1:-1])})" for tag in _TAGS
 _FORMAT_TAGS = (1, 2, 3, 4)  # think and answer tags: exactly one of each for `format`
 
 
-@dataclass(frozen=True)
-class ParsedCompletion:
+class ParsedCompletion(NamedTuple):  # a tuple: made for every item (0.66 against 1.1 us as a frozen dataclass)
     format: bool
     answers: list[str]  # contents of the first two answer blocks, unstripped: one, or "several"
     think: str | None  # content of the only think block, or None with none or several

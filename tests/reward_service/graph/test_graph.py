@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from reward_service.graph import category, read_graph
+from reward_service.graph import category, frame_number, read_graph
 from reward_service.parsing.relaxed_json import loads_relaxed
 from reward_service.scoring import RewardConfig, score
 
@@ -35,6 +35,15 @@ def test_category(name, cat):
 
 def test_category_is_linear_on_long_digit_runs():
     assert category("1" * 20000 + "x") == "1" * 20000 + "x"
+
+
+@pytest.mark.parametrize(
+    ("key", "number"),
+    [("8", 8), ("frame_8", 8), ("t08x3", 8), ("x", None), ("\u0663 4", 4), ("f" * 40 + "12", 12), ("f" * 40, None)],
+)
+def test_frame_number_is_the_first_run_of_ascii_digits(key, number):
+    assert frame_number(key) == number
+    assert frame_number(key) == number  # again: short keys come from the cache the second time
 
 
 def test_repeated_keys_are_separate_nodes():
@@ -186,6 +195,22 @@ def test_compiled_assignment_is_scipys_ties_included():
             cost = rng.integers(0, 10, size=(n, m)) / 4.0
         else:
             cost = np.sqrt(rng.integers(0, 5, size=(n, m)).astype(float))
+        rows, cols = lsap_kernel(cost)
+        expected_rows, expected_cols = linear_sum_assignment(cost)
+        assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
+
+
+def test_compiled_assignment_of_one_row_or_column_is_scipys():
+    """lsap answers a single row or column without the path search: the same pair as scipy, ties included."""
+    from scipy.optimize import linear_sum_assignment
+
+    from reward_service.scoring.graph_kernels import lsap_kernel
+
+    rng = np.random.default_rng(5)
+    for trial in range(5000):
+        k = int(rng.integers(1, 9))
+        shape = (1, k) if trial % 2 else (k, 1)
+        cost = rng.integers(0, 3, size=shape).astype(float) if trial % 4 < 2 else rng.random(shape) * 10
         rows, cols = lsap_kernel(cost)
         expected_rows, expected_cols = linear_sum_assignment(cost)
         assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist(), cost
