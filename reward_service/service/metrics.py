@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from operator import add
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -43,11 +44,7 @@ class BatchHistogram(Collector):
         """Add `counts`: one count per bucket, one for +Inf, then the sum of the values."""
         with self._lock:
             have = self._series.get(labels)
-            if have is None:
-                self._series[labels] = list(counts)
-            else:
-                for i, c in enumerate(counts):
-                    have[i] += c
+            self._series[labels] = list(counts) if have is None else list(map(add, have, counts))
 
     def describe(self) -> Iterable[Metric]:
         return [HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)]

@@ -38,14 +38,14 @@ def chunk_bounds(n: int, workers: int, most: int) -> list[tuple[int, int]]:
 class Job:
     """One `score` call: its items, and their results in item order, filled as chunks come back."""
 
-    __slots__ = ("config_dict", "config_id", "done", "explain", "invalid", "items", "on_done", "remaining",
+    __slots__ = ("config", "config_id", "done", "explain", "invalid", "items", "on_done", "remaining",
                  "results", "stats", "timer")
 
     def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
                  on_done: Callable[[], None] = lambda: None) -> None:
         self.items = items
+        self.config = config  # sent as a dict, once per chunk (`Chunk.message`), not built per request
         self.config_id = config.id
-        self.config_dict = config.to_dict()
         self.explain = explain
         self.on_done = on_done
         self.results: list[dict[str, Any] | None] = [None] * len(items)
@@ -109,7 +109,7 @@ class Chunk:
 
     def message(self) -> tuple[Any, ...]:
         job = self.slots[0][0]
-        return (self.seq, job.config_id, job.config_dict, job.explain, [j.items[p] for j, p in self.slots],
+        return (self.seq, job.config_id, job.config.to_dict(), job.explain, [j.items[p] for j, p in self.slots],
                 [n for _, n in self.segments()])
 
     @property
