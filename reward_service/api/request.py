@@ -61,4 +61,5 @@ def read_valid_request(data: Any) -> ScoringRequest | None:
         ids.append(item_id)
         group_ids.append(group_id)
         items.append((completion, reference, num_tokens))
-    return ScoringRequest(ids, group_ids, items, config, cast(AdvantageMode | None, advantages), explain)
+    # The type as a string: `AdvantageMode | None` evaluated per call cost typing 3% of the service process.
+    return ScoringRequest(ids, group_ids, items, config, cast("AdvantageMode | None", advantages), explain)

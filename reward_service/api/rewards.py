@@ -24,7 +24,7 @@ router = APIRouter()
 def _check_request(req: ScoringRequest) -> None:
     """What the schema cannot say: unique ids, and group ids when advantages are asked for."""
     issues: list[tuple[list[str | int], str, str]] = []
-    if len(set(req.ids)) < len(req.ids):
+    if len(req.ids) > 1 and len(set(req.ids)) < len(req.ids):
         seen: set[str] = set()
         for i, item_id in enumerate(req.ids):
             if item_id in seen:

@@ -18,6 +18,8 @@ from starlette.responses import Response
 
 log = logging.getLogger("reward_service.errors")
 
+INTERNAL_ERROR_MESSAGE = "unexpected error; see the service log"
+
 # Codes for the statuses Starlette itself may answer with (unknown path, wrong method, ...).
 _CODES = {
     400: "bad_request",
@@ -138,7 +140,14 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    """What Starlette's ServerErrorMiddleware sends for an unexpected fault (then it re-raises it, for
+    the service's middleware to log): api.md's body, not Starlette's plain text."""
+    return error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

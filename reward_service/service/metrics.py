@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from operator import add
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -43,11 +44,7 @@ class BatchHistogram(Collector):
         """Add `counts`: one count per bucket, one for +Inf, then the sum of the values."""
         with self._lock:
             have = self._series.get(labels)
-            if have is None:
-                self._series[labels] = list(counts)
-            else:
-                for i, c in enumerate(counts):
-                    have[i] += c
+            self._series[labels] = list(counts) if have is None else list(map(add, have, counts))
 
     def describe(self) -> Iterable[Metric]:
         return [HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)]
@@ -114,6 +111,8 @@ class ServiceMetrics:
         self.build = Info("reward_service_build", "Scorer version and default reward config of this build",
                           registry=r)
         self.build.info({"version": version, "scorer_version": scorer_version, "reward_config_id": reward_config_id})
+        # (task, status) -> child of `items`, note word -> child of `notes` (the keys cannot collide)
+        self._children: dict[tuple[str, str] | str, Counter] = {}
 
     def bind_gauges(self, requests: Callable[[], float], inflight: Callable[[], float], queued: Callable[[], float],
                     workers: Callable[[], float]) -> None:
@@ -124,10 +123,19 @@ class ServiceMetrics:
         self.workers.set_function(workers)
 
     def merge_items(self, stats: ItemStats) -> None:
-        for (task, status), n in stats.items.items():
-            self.items.labels(task, status).inc(n)
+        """Called once per scored request: counter children are looked up once per label set
+        (`labels` locks and builds a key on every call)."""
+        children = self._children
+        for key, n in stats.items.items():
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.items.labels(*key)
+            child.inc(n)
         for word, n in stats.notes.items():
-            self.notes.labels(word).inc(n)
+            child = children.get(word)
+            if child is None:
+                child = children[word] = self.notes.labels(word)
+            child.inc(n)
         for task, per_component in stats.components.items():
             for component, counts in per_component.items():
                 self.component.merge((task, component), counts)

@@ -246,7 +246,8 @@ class RewardService:
             scored_stats = scored.stats
         if batch.invalid:
             return
-        self.metrics.merge_items(batch.stats)
+        if not batch.stats.empty:
+            self.metrics.merge_items(batch.stats)
         if scored_stats is not None:
             self.metrics.merge_items(scored_stats)
         if self.cache is not None and batch.keys:

@@ -38,15 +38,18 @@ def chunk_bounds(n: int, workers: int, most: int) -> list[tuple[int, int]]:
 class Job:
     """One `score` call: its items, and their results in item order, filled as chunks come back."""
 
-    __slots__ = ("config_dict", "config_id", "done", "explain", "invalid", "items", "on_done", "remaining",
+    __slots__ = ("config", "config_id", "done", "explain", "invalid", "items", "on_done", "remaining",
                  "results", "stats", "timer")
 
     def __init__(self, items: Sequence[WorkItem], config: RewardConfig, explain: bool,
-                 on_done: Callable[[], None] = lambda: None) -> None:
+                 on_done: Callable[[Job], None] = lambda _: None) -> None:
         self.items = items
+        self.config = config  # sent as a dict, once per chunk (`Chunk.message`), not built per request
         self.config_id = config.id
-        self.config_dict = config.to_dict()
         self.explain = explain
+        # Called with the job, so that it need not hold itself: a callback closing over its job made a
+        # reference cycle per request, which only the garbage collector could free, with the request's
+        # items and results (about 40 objects per one-item request; see `WorkerPool.score`).
         self.on_done = on_done
         self.results: list[dict[str, Any] | None] = [None] * len(items)
         self.remaining = len(items)
@@ -109,7 +112,7 @@ class Chunk:
 
     def message(self) -> tuple[Any, ...]:
         job = self.slots[0][0]
-        return (self.seq, job.config_id, job.config_dict, job.explain, [j.items[p] for j, p in self.slots],
+        return (self.seq, job.config_id, job.config.to_dict(), job.explain, [j.items[p] for j, p in self.slots],
                 [n for _, n in self.segments()])
 
     @property
@@ -255,7 +258,7 @@ class JobQueue:
             return
         job.done = True
         self.jobs.discard(job)
-        job.on_done()
+        job.on_done(job)
 
     def clear(self) -> None:
         self._chunks.clear()

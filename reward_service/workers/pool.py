@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from reward_service.scoring import RewardConfig
@@ -286,7 +287,7 @@ class WorkerPool:
             raise PoolOverloaded(self.retry_after_s())
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        job = Job(items, config, explain, lambda: self._job_done(job, future))
+        job = Job(items, config, explain, partial(self._job_done, future))
         self._queue.add(job)
         job.timer = loop.call_later(deadline_s, self._expire, job, deadline_s)
         if not self._dispatch_soon:
@@ -305,7 +306,7 @@ class WorkerPool:
         return Scored(job.results, job.stats, sorted(job.invalid))
 
     @staticmethod
-    def _job_done(job: Job, future: asyncio.Future[None]) -> None:
+    def _job_done(future: asyncio.Future[None], job: Job) -> None:
         if job.timer is not None:
             job.timer.cancel()
             job.timer = None

@@ -35,10 +35,9 @@ def client(direct: bool):
         warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
         from fastapi.testclient import TestClient
     app = create_app(settings(api_keys="key-a", workers=1))
-    (middleware,) = app.user_middleware
-    assert middleware.kwargs["direct"]  # the scoring routes are dispatched by the middleware...
+    assert app.front.direct  # the scoring routes are dispatched by the middleware...
     if not direct:
-        middleware.kwargs["direct"] = {}  # ...unless told not to: then FastAPI routes them
+        app.front.direct = {}  # ...unless told not to: then FastAPI routes them
     with TestClient(app, raise_server_exceptions=False) as c:
         wait_ready(c)
         yield c

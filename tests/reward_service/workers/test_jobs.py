@@ -21,7 +21,7 @@ def positions(chunk) -> list[int]:
 
 def job_of(n: int) -> tuple[Job, list[str]]:
     done: list[str] = []
-    return Job([(f"c{i}", MC_REF, None) for i in range(n)], CONFIG, False, lambda: done.append("done")), done
+    return Job([(f"c{i}", MC_REF, None) for i in range(n)], CONFIG, False, lambda _job: done.append("done")), done
 
 
 def test_a_job_is_cut_into_chunks_and_finishes_when_every_result_is_in():

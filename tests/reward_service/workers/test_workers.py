@@ -293,3 +293,26 @@ def test_the_transfer_of_a_big_chunk_does_not_count_against_its_items_deadline()
         assert restarts == []
 
     run(body, workers=1, item_deadline_s=0.03, chunk_items=64)
+
+
+def test_a_scored_request_leaves_nothing_for_the_garbage_collector():
+    """A job's objects (items, results, the callback that wakes its caller) are freed by reference
+    counting once it is answered: a reference cycle per request used to leave ~40 objects per one-item
+    request for the collector, whose passes then cost the service process ~20% of its time."""
+    import gc
+
+    async def body(pool, _restarts):
+        await pool.score(ok_items(1), CONFIG, False, 10.0)  # warm: first-use objects are not per request
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            await asyncio.gather(*(pool.score(ok_items(1, str(i)), CONFIG, False, 10.0) for i in range(20)))
+            await asyncio.sleep(0)
+            gc.collect()
+            left = [type(o).__name__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert left == []
+
+    run(body)
