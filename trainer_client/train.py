@@ -228,6 +228,12 @@ class Trainer:
         with self.policy.model.disable_adapter():  # LoRA: the base model is the reference
             return batched_logprobs(self.policy.model, batch, c.temperature, self.micro)
 
+    def _one_step_update(self, rows: int) -> bool:
+        """One optimizer step over the whole batch (one pass, one minibatch): the update's own forward
+        runs on the weights that sampled, so its log-probabilities, detached, are the old ones and their
+        separate forward is saved (as TRL does with one iteration)."""
+        return self.config.updates_per_batch == 1 and self.config.minibatch_size >= rows
+
     def step(self, step: int) -> dict[str, Any]:
         c = self.config
         t0 = time.perf_counter()
@@ -247,7 +253,8 @@ class Trainer:
         batch = Batch.of(rollouts, self.policy.tokenizer.pad_token_id, self.policy.device,
                          inputs=[videos[i // c.group_size] for i in range(len(rollouts))],
                          text_positions=not self.policy.is_video_model)
-        old_logp = batched_logprobs(self.policy.model, batch, c.temperature, self.micro)
+        old_logp = (None if self._one_step_update(len(rollouts))
+                    else batched_logprobs(self.policy.model, batch, c.temperature, self.micro))
         ref_logp = self._reference_logprobs(batch)
         t_logprobs = time.perf_counter()
         results = self.scorer.result(items, pending)
@@ -257,8 +264,8 @@ class Trainer:
         group_ids = torch.arange(len(groups)).repeat_interleave(c.group_size)
         adv = group_advantages(rewards, group_ids, c.advantages)
         lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
-        stats = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
-                             adv.scored.to(self.policy.device))
+        stats, old_logp = self._update(batch, old_logp, ref_logp, adv.values.float().to(self.policy.device),
+                                       adv.scored.to(self.policy.device))
         t_updated = time.perf_counter()
         self.engine.sync_weights(self.policy.model)
         t_synced = time.perf_counter()
@@ -317,10 +324,12 @@ class Trainer:
             raise RuntimeError(f"ranks disagree on the weights after step {step}: {every.tolist()}")
         return float(every[0])
 
-    def _update(self, batch: Batch, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, advantages: torch.Tensor,
-                scored: torch.Tensor) -> dict[str, float]:
+    def _update(self, batch: Batch, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+                advantages: torch.Tensor, scored: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
         """`updates_per_batch` passes over shuffled minibatches of `minibatch_size` rollouts, one optimizer
-        step each, with gradients accumulated over micro-batches of `micro_batch_size`. The loss is
+        step each, with gradients accumulated over micro-batches of `micro_batch_size`; returns the step's
+        statistics and the old log-probabilities (`old_logp` None: one step on the whole batch, whose
+        forward gives them). The loss is
         normalised over the minibatch on every rank together (its tokens or sequences summed across
         ranks, times the world size since Accelerate averages the ranks' gradients), so a token weighs
         the same wherever it was sampled. An unscored rollout stays in its minibatch with no weight (every
@@ -329,6 +338,7 @@ class Trainer:
         sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens": 0.0}
         steps = 0
         rows = len(batch.tokens)
+        seen = old_logp if old_logp is not None else torch.zeros(batch.completion.shape, device=batch.tokens.device)
         for _ in range(c.updates_per_batch):
             order = torch.randperm(rows).to(batch.tokens.device)
             for start in range(0, rows, c.minibatch_size):
@@ -341,9 +351,12 @@ class Trainer:
                     part = index[first:first + self.micro]
                     last = first + self.micro >= len(index)
                     with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                        micro = self._micro_step(batch.rows(part), masks[first:first + self.micro], old_logp[part],
-                                                 ref_logp[part] if ref_logp is not None else None, advantages[part],
-                                                 tokens, sequences)
+                        micro, logp = self._micro_step(
+                            batch.rows(part), masks[first:first + self.micro],
+                            old_logp[part] if old_logp is not None else None,
+                            ref_logp[part] if ref_logp is not None else None, advantages[part], tokens, sequences)
+                    if old_logp is None:
+                        seen[part] = logp
                     for k, v in micro.items():
                         sums[k] += v
                 sums["grad_norm"] += float(self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm))
@@ -351,24 +364,27 @@ class Trainer:
                 steps += 1
         self.scheduler.step()
         n = max(sums.pop("tokens"), 1.0)
-        return {"loss": sums["loss"] / max(steps, 1), "grad_norm": sums["grad_norm"] / max(steps, 1),
-                **{k: sums[k] / n for k in ("kl", "clip_fraction", "entropy")}}  # per scored token, this rank
+        return ({"loss": sums["loss"] / max(steps, 1), "grad_norm": sums["grad_norm"] / max(steps, 1),
+                 **{k: sums[k] / n for k in ("kl", "clip_fraction", "entropy")}},  # per scored token, this rank
+                seen)
 
-    def _micro_step(self, part: Batch, mask: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
-                    advantages: torch.Tensor, tokens: float, sequences: int) -> dict[str, float]:
-        """Forward and backward of one micro-batch; returns sums for the step's statistics."""
+    def _micro_step(self, part: Batch, mask: torch.Tensor, old_logp: torch.Tensor | None,
+                    ref_logp: torch.Tensor | None, advantages: torch.Tensor, tokens: float, sequences: int,
+                    ) -> tuple[dict[str, float], torch.Tensor]:
+        """Forward and backward of one micro-batch; returns sums for the step's statistics and the
+        log-probabilities it computed (detached). `old_logp` None: those are the old ones."""
         c = self.config
         logp, ent = forward_logprobs(self.model, part, c.temperature, with_entropy=True)
-        losses = token_losses(logp, old_logp, advantages, clip_low=c.clip_low, clip_high=c.clip_high, beta=c.beta,
-                              ref_logp=ref_logp)
+        losses = token_losses(logp, old_logp if old_logp is not None else logp.detach(), advantages,
+                              clip_low=c.clip_low, clip_high=c.clip_high, beta=c.beta, ref_logp=ref_logp)
         loss = aggregate(losses.loss, mask, c.loss_aggregation, batch_tokens=tokens, batch_sequences=sequences,
                          max_tokens=c.max_new_tokens) * self.world
         self.accelerator.backward(loss)
         with torch.no_grad():
-            return {"loss": float(loss), "tokens": float(mask.sum()),
-                    "kl": float((losses.kl * mask).sum()) if losses.kl is not None else 0.0,
-                    "clip_fraction": float((losses.clipped & mask).sum()),
-                    "entropy": float((ent * mask).sum()) if ent is not None else 0.0}
+            return ({"loss": float(loss), "tokens": float(mask.sum()),
+                     "kl": float((losses.kl * mask).sum()) if losses.kl is not None else 0.0,
+                     "clip_fraction": float((losses.clipped & mask).sum()),
+                     "entropy": float((ent * mask).sum()) if ent is not None else 0.0}, logp.detach())
 
     def _sum_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
         return values if self.world == 1 else self.accelerator.reduce(values.to(self.policy.device), "sum")

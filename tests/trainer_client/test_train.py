@@ -70,6 +70,23 @@ def test_a_run_leaves_metrics_evaluations_checkpoints_and_a_plot(tmp_path, plain
     assert summary["steps"] == 4
 
 
+def test_one_step_update_takes_its_old_logprobs_from_its_own_forward(tmp_path, plain_service, monkeypatch):
+    """One pass of one minibatch over the whole batch skips the separate old log-probability forward:
+    the weights it ends with are those of the run that computes it, and the engine's log-probabilities
+    still match the (saved-forward) old ones."""
+    one_step = dict(updates_per_batch=1, minibatch_size=8, steps=2, checkpoint_every=2, eval_greedy=False)
+    run(small(tmp_path / "saved", plain_service, **one_step))
+    monkeypatch.setattr(Trainer, "_one_step_update", lambda self, rows: False)
+    run(small(tmp_path / "computed", plain_service, **one_step))
+    a = load_file(str(tmp_path / "saved" / "checkpoints" / "step-000002" / "model.safetensors"))
+    b = load_file(str(tmp_path / "computed" / "checkpoints" / "step-000002" / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    steps = read_jsonl(tmp_path / "saved" / "metrics.jsonl")
+    assert all(m["engine_logprob_mismatch"] < 1e-3 for m in steps)
+    assert all(m["kl"] > 0 for m in steps[1:])  # the reference's forward still ran
+
+
 def test_stopped_after_two_steps_then_resumed_equals_four_straight(tmp_path, plain_service, monkeypatch):
     """A stop asked for during step 2 (grpo-train's Ctrl-C) saves after it; resuming for two more gives
     the weights of four straight steps, the learning-rate schedule's state included."""
