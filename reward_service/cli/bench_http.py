@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,23 @@ class RunningService:
         return self.log.read().decode(errors="replace")
 
 
+def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], log_text: Callable[[], str],
+                     timeout_s: float = 120.0, poll_s: float = 0.05) -> None:
+    """Poll `/readyz` until it answers 200; a service that exits first is an error showing its log's end."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode}:\n{log_text()[-4000:]}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"service not ready in {timeout_s:g} s")
+        time.sleep(poll_s)
+
+
 @contextmanager
 def running_service(*args: str, env: dict[str, str] | None = None,
                     ready_timeout_s: float = 120.0) -> Iterator[RunningService]:
@@ -77,21 +94,10 @@ def running_service(*args: str, env: dict[str, str] | None = None,
             env=child_env, stdout=log, stderr=log,
         )
         base = f"http://127.0.0.1:{port}"
+        service = RunningService(base, proc, log)
         try:
-            deadline = time.monotonic() + ready_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"service exited with {proc.returncode}:\n{log.read().decode()[-4000:]}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("service not ready in time")
-                time.sleep(0.1)
-            yield RunningService(base, proc, log)
+            wait_until_ready(base, proc, service.log_text, ready_timeout_s)
+            yield service
         finally:
             proc.terminate()
             try:

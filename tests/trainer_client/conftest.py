@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from service_fixtures import child_env, free_port
+
+from reward_service.cli.bench_http import wait_until_ready
 
 
 class ServiceProcess:
@@ -35,19 +36,8 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("service not ready in time")
-            time.sleep(0.05)
+        assert self.process is not None
+        wait_until_ready(self.base_url, self.process, self.log_text, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: in-flight requests lose their connection, nothing drains."""
