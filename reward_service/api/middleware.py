@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Counter
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +29,7 @@ from reward_service.service.errors import (
     error_response,
 )
 from reward_service.service.logs import request_id_var
+from reward_service.service.metrics import LabelledChildren
 from reward_service.service.pipeline import RewardService
 
 log = logging.getLogger("reward_service.access")
@@ -59,8 +59,7 @@ class ServiceMiddleware:
         self.routes = routes
         self.direct = direct
         metrics = service.metrics
-        # Metric children by label, looked up once: prometheus_client's `labels` locks and builds a key.
-        self._counted: dict[tuple[str, int], Counter] = {}  # (route, status) -> the requests counter's child
+        self._counted = LabelledChildren(metrics.requests)  # by (route, status)
         self._timed = {route: metrics.request_duration.labels(route) for route in (*routes, "other")}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,10 +136,7 @@ class ServiceMiddleware:
             service.release_body(held)
             service.request_finished()
             elapsed = time.perf_counter() - started
-            counted = self._counted.get((route, status))
-            if counted is None:
-                counted = self._counted[route, status] = service.metrics.requests.labels(route, str(status))
-            counted.inc()
+            self._counted(route, str(status)).inc()
             self._timed[route].observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # the line's fields are built only when it is written
                 log.info("%s %s %d", scope["method"], route, status,

@@ -379,7 +379,8 @@ def graph_terms(reference: StackedNodes, n_categories: int, relations: Relations
     matched."""
     return GraphTerms(*_terms_kernel(
         reference.pos, reference.category, n_categories, reference.offsets, reference.sizes,
-        *relations[:8],
+        relations.pair_i, relations.pair_j, relations.pair_frame, relations.pair_d, relations.tri,
+        relations.tri_frame, relations.tri_cos, relations.tri_sin,
         prediction.pos, prediction.category, prediction.candidate, prediction.offsets, prediction.sizes,
         frame_map, scale, gt_weighting, with_edge, signed,
     ))

@@ -26,6 +26,21 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
+class LabelledChildren:
+    """A labelled metric's children by label values, each looked up once: prometheus_client's `labels`
+    takes a lock and builds a key on every call, which shows on the per-request path."""
+
+    def __init__(self, metric: Counter) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def __call__(self, *labels: str) -> Counter:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
+
+
 class BatchHistogram(Collector):
     """A labelled histogram fed with already-bucketed counts (`ItemStats`), not one value at a time.
 
@@ -111,8 +126,7 @@ class ServiceMetrics:
         self.build = Info("reward_service_build", "Scorer version and default reward config of this build",
                           registry=r)
         self.build.info({"version": version, "scorer_version": scorer_version, "reward_config_id": reward_config_id})
-        # (task, status) -> child of `items`, note word -> child of `notes` (the keys cannot collide)
-        self._children: dict[tuple[str, str] | str, Counter] = {}
+        self._item_children, self._note_children = LabelledChildren(self.items), LabelledChildren(self.notes)
 
     def bind_gauges(self, requests: Callable[[], float], inflight: Callable[[], float], queued: Callable[[], float],
                     workers: Callable[[], float]) -> None:
@@ -123,19 +137,11 @@ class ServiceMetrics:
         self.workers.set_function(workers)
 
     def merge_items(self, stats: ItemStats) -> None:
-        """Called once per scored request: counter children are looked up once per label set
-        (`labels` locks and builds a key on every call)."""
-        children = self._children
-        for key, n in stats.items.items():
-            child = children.get(key)
-            if child is None:
-                child = children[key] = self.items.labels(*key)
-            child.inc(n)
+        """Called once per scored request."""
+        for (task, status), n in stats.items.items():
+            self._item_children(task, status).inc(n)
         for word, n in stats.notes.items():
-            child = children.get(word)
-            if child is None:
-                child = children[word] = self.notes.labels(word)
-            child.inc(n)
+            self._note_children(word).inc(n)
         for task, per_component in stats.components.items():
             for component, counts in per_component.items():
                 self.component.merge((task, component), counts)

@@ -144,8 +144,13 @@ class _Coalescer:
         except BaseException as exc:  # cancelled too: no caller may wait forever on its future
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-            raise
+                    if isinstance(exc, Exception):
+                        future.set_exception(exc)
+                    else:
+                        future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return  # the callers have the error; a task nobody awaits must not raise it again
         _report(results)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
