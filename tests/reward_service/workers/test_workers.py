@@ -316,3 +316,14 @@ def test_a_scored_request_leaves_nothing_for_the_garbage_collector():
         assert left == []
 
     run(body)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_workers_run_as_batch_processes_so_waking_one_never_stalls_the_service():
+    async def body(pool, _):
+        assert (await pool.score(ok_items(2), CONFIG, False, 30.0)).results[0]["status"] == "ok"
+        return [os.sched_getscheduler(w.process.pid) for w in pool._workers], os.sched_getscheduler(0)
+
+    policies, own = run(body)
+    assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
+    assert own == os.SCHED_OTHER  # the service's own loop keeps the normal policy
