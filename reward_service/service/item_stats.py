@@ -2,8 +2,10 @@
 
 A 512-item request would cost thousands of Prometheus `observe` calls on the event loop, the one
 core the whole service shares. Instead each worker buckets its chunk's items into an `ItemStats`
-(plain dicts and lists: cheap to pickle) and the service merges one small object per chunk.
-Imports nothing heavy: it runs inside the scoring processes.
+(plain dicts and lists: cheap to pickle) and the service merges one small object per chunk: the
+histograms and notes of the scoring work the chunk did (`describe`), and per request in the chunk
+only its items' counts by task and status (`count`), which the service adds once the request is
+answered. Imports nothing heavy: it runs inside the scoring processes.
 """
 
 from __future__ import annotations
@@ -70,11 +72,15 @@ class ItemStats:
         self.durations: dict[str, list[float]] = {}  # task_type -> buckets
 
     def add(self, task: str, result: Mapping[str, Any], seconds: float | None = None) -> None:
-        """Count one result dict (`ScoreResult.to_dict()` shape) of the given task label."""
-        status = result["status"]
-        key = (task, status)
+        """Count one result dict (`ScoreResult.to_dict()` shape) of the given task label, and describe it."""
+        key = (task, result["status"])
         items = self.items
         items[key] = items.get(key, 0) + 1
+        self.describe(task, result, seconds)
+
+    def describe(self, task: str, result: Mapping[str, Any], seconds: float | None = None) -> None:
+        """Add one result to the histograms and note counts, not to the item counts."""
+        status = result["status"]
         if seconds is not None:
             _observe(self.durations, task, DURATION_BUCKETS, seconds)
         if status != "ok":
@@ -95,9 +101,16 @@ class ItemStats:
         if reward is not None:
             _observe(self.rewards, task, REWARD_BUCKETS, reward)
 
+    def count(self, items: dict[tuple[str, str], int]) -> None:
+        """Add item counts by (task, status), as a worker reports them for one request's items."""
+        if self.items:
+            _merge_counts(self.items, items)
+        else:
+            self.items = items  # a one-item request's: nothing to add them to
+
     @property
     def empty(self) -> bool:
-        return not self.items
+        return not (self.items or self.durations or self.components)
 
     def merge(self, other: ItemStats) -> None:
         _merge_counts(self.items, other.items)

@@ -84,7 +84,7 @@ class Batch:
     results: list[dict[str, Any] | None] = field(default_factory=list)
     cached: list[bool] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
-    stats: ItemStats = field(default_factory=ItemStats)  # the metrics of its items, counted once it is answered
+    stats: ItemStats = field(default_factory=ItemStats)  # its items' metrics, counted once it is answered
     # (index, why) of the items whose reference was found invalid where they were scored. A cached item's
     # reference was valid when it was scored.
     invalid: list[tuple[int, str]] = field(default_factory=list)
@@ -106,6 +106,7 @@ class RewardService:
             chunk_items=settings.chunk_items,
             max_queued_items=settings.max_queued_items,
             on_restart=lambda reason: self.metrics.worker_restarts.labels(reason).inc(),
+            on_scored=self.metrics.merge_items,
         )
         self.metrics.bind_gauges(lambda: self.inflight_requests, lambda: self.pool.inflight_items,
                                  lambda: self.pool.queued_items, lambda: self.pool.ready_workers)
@@ -227,7 +228,8 @@ class RewardService:
         """Score the misses (until the request deadline) and cache the scored ones.
 
         References are validated where the items are scored: when one is invalid (`batch.invalid`), the
-        request is the client's bug and is answered 422, so nothing of it is cached or counted."""
+        request is the client's bug and is answered 422, so nothing of it is cached or counted as answered
+        (the histograms of scoring work done count what its valid items cost: `WorkerPool(on_scored=...)`)."""
         misses = self._score_oversize(batch)
         scored_stats = None
         if misses:

@@ -177,11 +177,11 @@ class JobQueue:
         self.queued = sum(len(c) for c in kept)
         self._chunks = kept
 
-    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any] | None], stats: dict[int, ItemStats],
-               invalid: dict[int, str]) -> None:
+    def record(self, chunk: Chunk, offset: int, results: list[dict[str, Any] | None],
+               counts: dict[int, dict[tuple[str, str], int]], invalid: dict[int, str]) -> None:
         """Results of a chunk's items from `offset` on, as its worker reported them (None, with the reason
-        in `invalid` by index in the chunk, for an invalid reference), and their metrics by segment
-        (`Chunk.segments`)."""
+        in `invalid` by index in the chunk, for an invalid reference), and their counts by (task, status)
+        by segment (`Chunk.segments`)."""
         for k, ((job, position), result) in enumerate(zip(chunk.slots[offset:offset + len(results)], results,
                                                            strict=True)):
             if not job.done:
@@ -190,16 +190,12 @@ class JobQueue:
                 else:
                     job.results[position] = result
                 job.remaining -= 1
-        if stats:
+        if counts:
             segments = chunk.segments()
-            for segment, segment_stats in stats.items():
+            for segment, segment_counts in counts.items():
                 job = segments[segment][0]
-                if job.done:
-                    continue
-                if job.stats.empty:
-                    job.stats = segment_stats  # a one-item job's: nothing to add it to
-                else:
-                    job.stats.merge(segment_stats)
+                if not job.done:
+                    job.stats.count(segment_counts)
         chunk.reported = offset + len(results)
 
     def complete(self, chunk: Chunk) -> None:

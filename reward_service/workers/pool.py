@@ -74,7 +74,9 @@ class PoolOverloaded(Exception):
 @dataclass
 class Scored:
     """What `WorkerPool.score` returns: results in item order (`ScoreResult.to_dict()` shape), the items'
-    metrics, and (position, why) of the items whose reference is invalid (their results are None)."""
+    counts by task and status (and the metrics of those answered here: timeouts, errors; the histograms
+    of the scoring work went to `on_scored` as each chunk came back), and (position, why) of the items
+    whose reference is invalid (their results are None)."""
 
     results: list[dict[str, Any] | None]
     stats: ItemStats
@@ -112,12 +114,14 @@ class WorkerPool:
         chunk_items: int = default("chunk_items"),
         max_queued_items: int = default("max_queued_items"),
         on_restart: Callable[[str], None] = lambda _: None,
+        on_scored: Callable[[ItemStats], None] = lambda _: None,
     ) -> None:
         self._size = workers
         self._scorer = scorer
         self._item_deadline = item_deadline_s
         self._max_queued = max_queued_items
         self._on_restart = on_restart
+        self._on_scored = on_scored  # the histograms of each chunk's scoring work, as it comes back
         self._ctx = multiprocessing.get_context("forkserver")
         self._workers: list[_Worker] = []
         self._queue = JobQueue(workers=workers, chunk_items=chunk_items)
@@ -383,12 +387,14 @@ class WorkerPool:
             self._lost(worker, "crash", "error", "scoring process died")
 
     def _on_results(self, worker: _Worker, done: bool, seq: int, offset: int,
-                    results: list[dict[str, Any] | None], stats: dict[int, ItemStats],
-                    invalid: dict[int, str]) -> None:
+                    results: list[dict[str, Any] | None], counts: dict[int, dict[tuple[str, str], int]],
+                    work: ItemStats, invalid: dict[int, str]) -> None:
         if not worker.chunks or worker.chunks[0].seq != seq:
             return
         chunk = worker.chunks[0]
-        self._queue.record(chunk, offset, results, stats, invalid)
+        self._queue.record(chunk, offset, results, counts, invalid)
+        if not work.empty:
+            self._on_scored(work)
         if not done:
             return
         if worker.timer is not None:

@@ -68,12 +68,14 @@ def _exit_when_orphaned() -> None:
 def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[WorkItem], segments: Sequence[int],
                  config: RewardConfig, explain: bool, progress: Progress) -> None:
     """Score a chunk and send its results: all at the end, or in parts when the chunk is slow, so that
-    a deadline or a kill later in the chunk never loses the items already scored. Metrics are kept by
-    segment (a run of items of one request)."""
+    a deadline or a kill later in the chunk never loses the items already scored. Item counts are kept
+    by segment (a run of items of one request: each request's are its own), the histograms of the work
+    done for the chunk as a whole (protocol.py)."""
     results: list[dict[str, Any] | None] = []
     invalid: dict[int, str] = {}  # index in the chunk -> why its reference is invalid
     segment_of = [segment for segment, length in enumerate(segments) for _ in range(length)]
-    stats: dict[int, ItemStats] = {}
+    counts: dict[int, dict[tuple[str, str], int]] = {}  # segment -> (task, status) -> items
+    work = ItemStats()
     clock = time.monotonic
     offset = 0
     flush_at = clock() + _FLUSH_S
@@ -100,19 +102,22 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             except Exception as exc:  # `score` never raises for a completion; a bug must not lose the chunk
                 result = ScoreResult.unscored("error", f"{type(exc).__name__}: {exc}").to_dict()
             now = clock()
-            segment = segment_of[index]
-            segment_stats = stats.get(segment)
-            if segment_stats is None:
-                segment_stats = stats[segment] = ItemStats()
-            segment_stats.add(task_label(reference), result, now - started)
+            task = task_label(reference)
+            key = (task, result["status"])
+            segment_counts = counts.get(segment_of[index])
+            if segment_counts is None:
+                counts[segment_of[index]] = {key: 1}
+            else:
+                segment_counts[key] = segment_counts.get(key, 0) + 1
+            work.describe(task, result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
-            conn.send_bytes(encode((PART, seq, offset, results, stats, invalid)))
+            conn.send_bytes(encode((PART, seq, offset, results, counts, work, invalid)))
             offset += len(results)
-            results, stats, invalid = [], {}, {}
+            results, counts, work, invalid = [], {}, ItemStats(), {}
             flush_at = now + _FLUSH_S
     progress.idle()
-    conn.send_bytes(encode((DONE, seq, offset, results, stats, invalid)))
+    conn.send_bytes(encode((DONE, seq, offset, results, counts, work, invalid)))
 
 
 def worker_main(conn: Connection, progress: Progress, scorer_path: str) -> None:

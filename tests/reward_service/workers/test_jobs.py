@@ -5,7 +5,6 @@ from __future__ import annotations
 from service_fixtures import MC_REF
 
 from reward_service.scoring import RewardConfig
-from reward_service.service.item_stats import ItemStats
 from reward_service.workers.jobs import MAX_ATTEMPTS, Job, JobQueue
 
 CONFIG = RewardConfig.build()
@@ -94,9 +93,7 @@ def test_small_jobs_queued_together_are_coalesced_into_one_chunk_and_batches_are
     second = queue.pop()
     assert second.jobs() == [job for job, _ in singles[4:]]  # stops before the batch's chunks
     assert all(queue.pop().only(batch) for _ in range(len(queue)))
-    stats = {2: ItemStats()}
-    stats[2].add("multiple_choice", ok(0))
-    queue.record(first, 0, [ok(i) for i in range(4)], stats, {})
+    queue.record(first, 0, [ok(i) for i in range(4)], {2: {("multiple_choice", "ok"): 1}}, {})
     queue.complete(first)
     assert all(done == ["done"] for _, done in singles[:4])
     assert singles[2][0].stats.items == {("multiple_choice", "ok"): 1} and singles[0][0].stats.items == {}

@@ -327,3 +327,18 @@ def test_workers_run_as_batch_processes_so_waking_one_never_stalls_the_service()
     policies, own = run(body)
     assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
     assert own == os.SCHED_OTHER  # the service's own loop keeps the normal policy
+
+
+def test_each_request_keeps_its_own_item_counts_and_the_work_of_a_chunk_is_reported_once():
+    async def body(pool, _):
+        jobs = [pool.score(ok_items(1, tag=str(i)), CONFIG, False, 30.0) for i in range(6)]
+        return await asyncio.gather(*jobs)
+
+    reported = []
+    scored = run(body, on_scored=reported.append)
+    assert [s.stats.items for s in scored] == [{("numerical", "ok"): 1}] * 6
+    assert all(not s.stats.durations for s in scored)  # histograms are not carried per request
+    durations = [sum(counts[:-1]) for stats in reported for counts in stats.durations.values()]
+    rewards = [sum(counts[:-1]) for stats in reported for counts in stats.rewards.values()]
+    assert sum(durations) == 6 and sum(rewards) == 6
+    assert len(reported) < 6  # one report per chunk: the six requests were coalesced
