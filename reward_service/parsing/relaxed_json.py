@@ -39,14 +39,17 @@ _DECODER = json.JSONDecoder(object_pairs_hook=JObject)
 
 # Outside strings, relaxed JSON differs from JSON by `( )` lists, bare keys and trailing commas: each is
 # rewritten by one C-level pass over the text between strings (a per-token Python loop was 10x slower).
-_STRINGS = re.compile(r""""(?:[^"\\]|\\.)*+"|'(?:[^'\\]|\\.)*+'""", re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}()]+")
-_BRACKET_STEP = str.maketrans({"[": "\x02", "{": "\x02", "(": "\x02", "]": "\x00", "}": "\x00", ")": "\x00"})
+# A string is a quote, then runs of plain characters each followed by one escape, then the quote: the
+# form `"(?:[^"\\]|\\.)*+"` unrolled (Friedl), the same matches found in one tight loop per run instead
+# of one alternation per character (1.5 against 2.5 us on the standard mix's large graphs).
+_STRINGS = re.compile(r""""[^"\\]*+(?:\\.[^"\\]*+)*+"|'[^'\\]*+(?:\\.[^'\\]*+)*+'""", re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}()")  # deleted by bytes.translate, a C loop
+_DEPTH_STEP = bytes.maketrans(b"[{(]})", b"\x01\x01\x01\xff\xff\xff")  # +1 and -1 as int8
 _PARENS = str.maketrans("()", "[]")
 _BARE_KEY = re.compile(r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*+(?=\s*:)")
 _TRAILING_COMMA = re.compile(r",(?=\s*[\]}])")
 _SQ_ESCAPE = re.compile(r"""\\'|\\.|\"""", re.DOTALL)
-_EMPTY_PAIR = re.compile(r"\(\)|\[\]|\{\}")
+_EMPTY_PAIR = re.compile(rb"\(\)|\[\]|\{\}")
 
 
 def _single_to_double(body: str) -> str:
@@ -67,23 +70,23 @@ def _rewrite_code(segment: str) -> str:
     return _TRAILING_COMMA.sub("", segment)
 
 
-def _brackets(text: str) -> str:
+def _brackets(text: str) -> bytes:
     """The brackets of `text` outside strings, in order."""
-    return _NOT_BRACKET.sub("", _STRINGS.sub("", text))
+    return _STRINGS.sub("", text).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKET)
 
 
-def _brackets_match(brackets: str) -> bool:
+def _brackets_match(brackets: bytes) -> bool:
     """Every list and object closes with the bracket that opened it. The nesting is at most the depth
     limit (checked before), so peeling innermost pairs takes at most that many passes."""
     while brackets:
-        peeled = _EMPTY_PAIR.sub("", brackets)
+        peeled = _EMPTY_PAIR.sub(b"", brackets)
         if peeled == brackets:
             return False
         brackets = peeled
     return True
 
 
-def _to_strict(text: str, brackets: str) -> str:
+def _to_strict(text: str, brackets: bytes) -> str:
     """Rewrite relaxed JSON (single quotes, bare keys, trailing commas, `( )` lists) as strict JSON."""
     if not _brackets_match(brackets):
         raise RelaxedJSONError("mismatched brackets")
@@ -101,10 +104,10 @@ def _to_strict(text: str, brackets: str) -> str:
     return "".join(out)
 
 
-def _too_deep(brackets: str, limit: int) -> bool:
+def _too_deep(brackets: bytes, limit: int) -> bool:
     """Whether `brackets` (outside strings, as written) nest deeper than `limit`."""
-    steps = np.frombuffer(brackets.translate(_BRACKET_STEP).encode("ascii"), dtype=np.int8).astype(np.int64) - 1
-    return bool(steps.size) and int(np.cumsum(steps).max()) > limit
+    steps = np.frombuffer(brackets.translate(_DEPTH_STEP), dtype=np.int8)
+    return bool(steps.size) and int(np.cumsum(steps, dtype=np.int64).max()) > limit
 
 
 def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:
