@@ -112,6 +112,7 @@ class RelationGraph:
         return bool(defined)
 
     def _frame_positions(self) -> list[list[list[float]]]:
+        """The positions of each frame, frames in order."""
         starts = accumulate(self.sizes, initial=0)
         return [self.positions[start:start + size] for start, size in zip(starts, self.sizes, strict=False)]
 
@@ -207,7 +208,9 @@ def _node_entries(nodes: Any) -> Collection[tuple[Any, Any]] | None:
     return None
 
 
-def _read_nodes(nodes: Any, strict: bool, where: Any, names: list[str], positions: list[list[float]]) -> int | None:
+def _read_nodes(
+    nodes: Any, strict: bool, where: str | None, names: list[str], positions: list[list[float]]
+) -> int | None:
     """Append the valid nodes of NODES to `names` and `positions`; how many, or None when NODES is neither
     an object nor a list. `where` is the frame's key (None for a static graph), for error messages."""
     entries = _node_entries(nodes)
@@ -227,7 +230,7 @@ def _read_nodes(nodes: Any, strict: bool, where: Any, names: list[str], position
     return len(names) - before
 
 
-def _where(key: Any) -> str:
+def _where(key: str | None) -> str:
     return "graph" if key is None else f"graph.frames.{key}"
 
 
