@@ -46,27 +46,32 @@ _STRINGS = re.compile(r""""[^"\\]*+(?:\\.[^"\\]*+)*+"|'[^'\\]*+(?:\\.[^'\\]*+)*+
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}()")  # deleted by bytes.translate, a C loop
 _DEPTH_STEP = bytes.maketrans(b"[{(]})", b"\x01\x01\x01\xff\xff\xff")  # +1 and -1 as int8
 _PARENS = str.maketrans("()", "[]")
-_BARE_KEY = re.compile(r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*+(?=\s*:)")
-_TRAILING_COMMA = re.compile(r",(?=\s*[\]}])")
+# A bare key: a name not preceded by a name character or `.`, followed by `:`. The pattern starts with the
+# key's first character and looks behind from there, so the regex engine skips ahead to candidates with
+# its fast character-set scan; the key is a group, so that split() and '"'.join() quote every key in C
+# (a sub() with `"\g<0>"` expands the template in Python for every key on Python 3.11): 4.4 against 26
+# us per relaxed graph text of the standard mix.
+_BARE_KEY = re.compile(r"([A-Za-z_](?<![A-Za-z0-9_.][A-Za-z_])[A-Za-z0-9_]*+(?=\s*:))")
+_TRAILING_COMMA = re.compile(r",(?=\s*+[\]}])")
 _SQ_ESCAPE = re.compile(r"""\\'|\\.|\"""", re.DOTALL)
 _EMPTY_PAIR = re.compile(rb"\(\)|\[\]|\{\}")
 
 
+def _sq_escape(m: re.Match[str]) -> str:
+    s = m.group()
+    if s == "\\'":
+        return "'"
+    return '\\"' if s == '"' else s
+
+
 def _single_to_double(body: str) -> str:
     """Body of a single-quoted string as the body of a double-quoted JSON string."""
-
-    def fix(m: re.Match[str]) -> str:
-        s = m.group()
-        if s == "\\'":
-            return "'"
-        return '\\"' if s == '"' else s
-
-    return '"' + _SQ_ESCAPE.sub(fix, body) + '"'
+    return '"' + _SQ_ESCAPE.sub(_sq_escape, body) + '"'
 
 
 def _rewrite_code(segment: str) -> str:
     """Relaxed JSON text that holds no string, as strict JSON text."""
-    segment = _BARE_KEY.sub(r'"\g<0>"', segment.translate(_PARENS))
+    segment = '"'.join(_BARE_KEY.split(segment.translate(_PARENS)))  # pieces between keys, and the keys
     return _TRAILING_COMMA.sub("", segment)
 
 

@@ -101,6 +101,20 @@ def test_depth_of_the_brackets_outside_strings(text):
         assert relaxed_json._too_deep(brackets, limit) == (deepest > limit)
 
 
+CODE = st.lists(st.sampled_from(["a", "Z", "_", "k1", "9", ".", ":", " ", "\n", "\t", ",", "]", "}", "[", "{", "(",
+                                  ")", "\u00e9", "-", "e5"]), max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(CODE)
+def test_code_rewrite_is_the_plain_one(segment):
+    """Bare keys quoted by split and join, trailing commas dropped by a possessive lookahead: the same text
+    as the plain substitutions."""
+    plain = re.sub(r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*+(?=\s*:)", r'"\g<0>"', segment.translate(str.maketrans("()", "[]")))
+    plain = re.sub(r",(?=\s*[\]}])", "", plain)
+    assert relaxed_json._rewrite_code(segment) == plain
+
+
 def spec_blocks(tag: str, text: str) -> list[str]:
     """reward-spec section 1, literally: the non-greedy, dot-matches-newline regex, left to right."""
     return re.findall(f"<{tag}>(.*?)</{tag}>", text, re.S)
