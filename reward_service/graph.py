@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
+from operator import lt
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from reward_service.errors import GraphError, RelaxedJSONError, TooDeepError
@@ -261,9 +262,8 @@ def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
     entries = _pairs(frames_value) or ()
     if len(entries) > MAX_FRAMES:
         raise GraphError("graph_too_large", f"graph: more than {MAX_FRAMES} frames")
-    # Frame number -> (start, size) of its nodes in the columns. Of keys with the same number the later
-    # wins: an earlier frame's nodes then stay in the columns, unused, until they are put in order below.
-    frames: dict[int, tuple[int, int]] = {}
+    numbers: list[int] = []  # of the valid frames, as written, with the size of each
+    sizes: list[int] = []
     names: list[str] = []
     positions: list[list[float]] = []
     for key, nodes_value in entries:
@@ -272,33 +272,33 @@ def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
             if strict:
                 raise GraphError("graph_invalid", f"{_where(key)}: frame key has no digit")
             continue
-        start = len(names)
         size = _read_nodes(nodes_value, strict, key, names, positions)
         if size is None:
             if strict:
                 raise GraphError("graph_invalid", f"{_where(key)}: frame must be an object or a list of nodes")
             continue
-        if strict and number in frames:
+        if strict and number in numbers:
             raise GraphError("graph_invalid", f"{_where(key)}: two frame keys name frame {number}")
-        frames[number] = (start, size)
-    if not frames:
+        numbers.append(number)
+        sizes.append(size)
+    if not numbers:
         raise GraphError("graph_invalid", "graph: no valid frame")
-    numbers = sorted(frames)
-    spans = [frames[f] for f in numbers]
-    if not _laid_out(spans, len(names)):  # keys out of order, or a frame number written twice
-        names = [name for start, size in spans for name in names[start:start + size]]
-        positions = [pos for start, size in spans for pos in positions[start:start + size]]
-    return RelationGraph(numbers, [size for _, size in spans], names, positions, dynamic=True)
+    if not all(map(lt, numbers, numbers[1:])):  # keys out of order, or a number written twice
+        return _in_frame_order(numbers, sizes, names, positions)
+    return RelationGraph(numbers, sizes, names, positions, dynamic=True)
 
 
-def _laid_out(spans: list[tuple[int, int]], total: int) -> bool:
-    """Whether the (start, size) spans lie one after another from 0 and cover `total` rows."""
-    end = 0
-    for start, size in spans:
-        if start != end:
-            return False
-        end += size
-    return end == total
+def _in_frame_order(numbers: list[int], sizes: list[int], names: list[str], positions: list[list[float]]
+                    ) -> RelationGraph:
+    """The frames read, sorted by number; of frames with the same number the later wins."""
+    spans = dict(zip(numbers, zip(accumulate(sizes, initial=0), sizes, strict=False), strict=True))
+    order = sorted(spans)
+    return RelationGraph(
+        order, [spans[f][1] for f in order],
+        [name for f in order for name in names[spans[f][0]:spans[f][0] + spans[f][1]]],
+        [pos for f in order for pos in positions[spans[f][0]:spans[f][0] + spans[f][1]]],
+        dynamic=True,
+    )
 
 
 def parse_graph(graphs: list[str]) -> RelationGraph:

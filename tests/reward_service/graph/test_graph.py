@@ -241,3 +241,11 @@ def test_reference_positions_are_its_own_floats():
     g = read_graph(value, strict=True)
     value["a"][0] = 5
     assert g.positions == [[0.0, 1.0], [2.0, 3.0]] and all(type(x) is float for p in g.positions for x in p)
+
+
+def test_reference_frames_naming_one_number_twice_are_invalid():
+    from reward_service.errors import GraphError
+
+    with pytest.raises(GraphError, match="two frame keys name frame 8"):
+        read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}, "frame_8": {"a": [2, 0]}}}, strict=True)
+    assert read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}}}, strict=True).numbers == [2, 8]
