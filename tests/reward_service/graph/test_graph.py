@@ -122,6 +122,10 @@ def test_gates():
     need_answer = RewardConfig.build({"graph": {"requires_answer": True}})
     assert score(text, ref, need_answer).components["graph_edge"] == 0.0
     assert score(text, ref).components["graph_edge"] == 1.0
+    # gated, the graph is still explained (it is scored for that alone), and still parsed for its note
+    gated = score("junk" + text, ref, explain=True)
+    assert gated.components["graph_node"] == 0.0 and gated.diagnostics["correspondence"][0]["score"] == 1.0
+    assert score("junk" + text.replace("[3, 0]}", "[3, 0]"), ref).diagnostics["notes"] == ["graph_invalid"]
 
 
 def test_length_term():
