@@ -38,7 +38,7 @@ def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> Stac
     """The graph's nodes stacked (frames in order), from its columns. A node whose dimension is not `dim`
     is no candidate for matching and is placed at the origin; a category not in `category_ids` gets id
     -1. Two numpy arrays in all, each filled by np.fromiter from iterators over the columns: per array,
-    numpy's set-up costs more than converting a few dozen numbers, and lists in between cost 20% more."""
+    numpy's set-up costs more than converting a few dozen numbers, and lists in between cost 10% more."""
     positions, sizes = graph.positions, graph.sizes
     n, f = len(positions), len(sizes)
     coords: Iterable[float]
