@@ -14,7 +14,9 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from itertools import accumulate
+from operator import lt
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from reward_service.errors import GraphError, RelaxedJSONError, TooDeepError
 from reward_service.parsing.relaxed_json import JObject, loads_relaxed
@@ -62,7 +64,7 @@ def frame_number(key: str) -> int | None:
     return _cached_first_number(key) if len(key) <= _MAX_CACHED_KEY else _first_number(key)
 
 
-class Node(NamedTuple):  # a tuple: built for every predicted node, so it must be cheap
+class Node(NamedTuple):
     name: str
     category: str
     pos: tuple[float, ...]
@@ -70,10 +72,32 @@ class Node(NamedTuple):  # a tuple: built for every predicted node, so it must b
 
 @dataclass
 class RelationGraph:
-    frames: dict[int, list[Node]]  # frame number -> valid nodes, in written order; keys sorted
+    """A graph's valid nodes, stored as columns: every frame's nodes one after another, frames in order of
+    their number. Scoring stacks these columns into numpy arrays (scoring/graph_reward.py) without ever
+    making an object per node: per-node objects, made here and then unpacked there, were a quarter of the
+    time of a graph item. `frames` gives the same nodes frame by frame, as `Node`s, for the rest."""
+
+    numbers: list[int]  # frame numbers, sorted
+    sizes: list[int]  # valid nodes of each frame
+    names: list[str]  # the valid nodes' names, frame after frame, each frame in written order
+    positions: list[list[float]]  # their positions as read (lists of 2 or 3 numbers; ints stay ints)
     dynamic: bool
     # Work derived from the graph alone (the scorer's plan), kept with it: references are reused.
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def frames(self) -> dict[int, list[Node]]:
+        """Frame number -> its valid nodes, in written order; keys sorted."""
+        frames = self.cache.get("frames")
+        if frames is None:
+            nodes = [Node(name, category(name), tuple(map(float, pos)))
+                     for name, pos in zip(self.names, self.positions, strict=True)]
+            frames = self.cache["frames"] = {}
+            start = 0
+            for number, size in zip(self.numbers, self.sizes, strict=True):
+                frames[number] = nodes[start:start + size]
+                start += size
+        return cast(dict[int, list[Node]], frames)
 
     @property
     def edge_defined(self) -> bool:
@@ -83,10 +107,15 @@ class RelationGraph:
         defined = self.cache.get("edge_defined")
         if defined is None:
             defined = self.cache["edge_defined"] = any(
-                math.sqrt(sum((q - p) ** 2 for p, q in zip(a.pos, b.pos, strict=False))) >= EDGE_EPS
-                for nodes in self.frames.values() for i, a in enumerate(nodes) for b in nodes[i + 1:]
+                math.sqrt(sum((q - p) ** 2 for p, q in zip(a, b, strict=False))) >= EDGE_EPS
+                for nodes in self._frame_positions() for i, a in enumerate(nodes) for b in nodes[i + 1:]
             )
         return bool(defined)
+
+    def _frame_positions(self) -> list[list[list[float]]]:
+        """The positions of each frame, frames in order."""
+        starts = accumulate(self.sizes, initial=0)
+        return [self.positions[start:start + size] for start, size in zip(starts, self.sizes, strict=False)]
 
     def to_networkx(self, frame: int) -> nx.Graph:
         """One frame as a complete graph: nodes carry category and position, edges their distance."""
@@ -127,37 +156,30 @@ def _get(obj: Any, key: str) -> Any:
 
 
 _MISSING = object()
-
-
-def _position(value: Any) -> tuple[float, ...] | None:
-    if type(value) is list:
-        return _position_list(value)
-    if _pairs(value) is not None:  # an object: its first present key of pos / position / center
-        for key in _POS_KEYS:
-            inner = _get(value, key)
-            if inner is not _MISSING:
-                return _position_list(inner)
-        return None
-    return _position_list(value)
-
-
 _EXACT = (float, int)
 
 
-def _position_list(value: Any) -> tuple[float, ...] | None:
+def _position(value: Any) -> list[float] | None:
+    """The valid position that a node's value holds (a list of 2 or 3 numbers within MAX_COORD, or an object
+    whose first present key of pos / position / center holds one), or None. Ints and floats as written
+    (the same numbers as floats: at most 1e6 in size); other numbers, numpy's say, as floats."""
     if type(value) is not list:  # JObject, a list subclass, is no position
-        return None
+        if _pairs(value) is None:
+            return None
+        value = next((inner for key in _POS_KEYS if (inner := _get(value, key)) is not _MISSING), None)
+        if type(value) is not list:
+            return None
     n = len(value)
     # The usual shapes first, unrolled: this runs for every node of every graph (a loop costs 2x).
     if n == 3:
         x, y, z = value
         if (type(x) in _EXACT and type(y) in _EXACT and type(z) in _EXACT and -MAX_COORD <= x <= MAX_COORD
                 and -MAX_COORD <= y <= MAX_COORD and -MAX_COORD <= z <= MAX_COORD):
-            return (float(x), float(y), float(z))
+            return value
     elif n == 2:
         x, y = value
         if type(x) in _EXACT and type(y) in _EXACT and -MAX_COORD <= x <= MAX_COORD and -MAX_COORD <= y <= MAX_COORD:
-            return (float(x), float(y))
+            return value
     if not 2 <= n <= 3:
         return None
     for x in value:
@@ -166,7 +188,7 @@ def _position_list(value: Any) -> tuple[float, ...] | None:
             return None
         if not -MAX_COORD <= x <= MAX_COORD:  # false for NaN; compared before float() so huge ints can't overflow
             return None
-    return tuple(map(float, value))
+    return list(map(float, value))
 
 
 def _node_entries(nodes: Any) -> Collection[tuple[Any, Any]] | None:
@@ -187,67 +209,96 @@ def _node_entries(nodes: Any) -> Collection[tuple[Any, Any]] | None:
     return None
 
 
-def _read_nodes(nodes: Any, strict: bool, where: str) -> list[Node] | None:
+def _read_nodes(
+    nodes: Any, strict: bool, where: str | None, names: list[str], positions: list[list[float]]
+) -> int | None:
+    """Append the valid nodes of NODES to `names` and `positions`; how many, or None when NODES is neither
+    an object nor a list. `where` is the frame's key (None for a static graph), for error messages."""
     entries = _node_entries(nodes)
     if entries is None:
         return None
     if len(entries) > MAX_NODES:
-        raise GraphError("graph_too_large", f"{where}: more than {MAX_NODES} nodes")
-    out = []
-    new_node = tuple.__new__  # a NamedTuple's own constructor is a Python function: ~0.4 us a node
+        raise GraphError("graph_too_large", f"{_where(where)}: more than {MAX_NODES} nodes")
+    before = len(names)
     for name, value in entries:
-        if type(name) is not str:
-            pos = None
-        elif type(value) is list:
-            pos = _position_list(value)
-        else:
-            pos = _position(value)
+        pos = _position(value) if type(name) is str else None
         if pos is None:
             if strict:
-                raise GraphError("graph_invalid", f"{where}: node {name!r} has no valid position")
+                raise GraphError("graph_invalid", f"{_where(where)}: node {name!r} has no valid position")
             continue
-        out.append(new_node(Node, (name, category(name), pos)))
-    return out
+        names.append(name)
+        positions.append(pos)
+    return len(names) - before
+
+
+def _where(key: str | None) -> str:
+    return "graph" if key is None else f"graph.frames.{key}"
 
 
 def read_graph(value: Any, *, strict: bool = False) -> RelationGraph:
     """Read a graph of any shape of section 3. `strict` is for references: any invalid part is an error."""
+    graph = _read(value, strict)
+    if strict:  # a reference is kept and reused: its positions become its own, as floats, not the caller's lists
+        graph.positions = [list(map(float, pos)) for pos in graph.positions]
+    return graph
+
+
+def _read(value: Any, strict: bool) -> RelationGraph:
     frames_value = _get(value, "frames") if _pairs(value) is not None else _MISSING
     if frames_value is not _MISSING and _pairs(frames_value) is not None:
         return _read_dynamic(frames_value, strict)
     nodes_value = value
     if _pairs(value) is not None and (inner := _get(value, "nodes")) is not _MISSING:
         nodes_value = inner
-    nodes = _read_nodes(nodes_value, strict, "graph")
-    if nodes is None:
+    names: list[str] = []
+    positions: list[list[float]] = []
+    size = _read_nodes(nodes_value, strict, None, names, positions)
+    if size is None:
         raise GraphError("graph_invalid", "graph nodes must be an object or a list")
-    return RelationGraph(frames={0: nodes}, dynamic=False)
+    return RelationGraph([0], [size], names, positions, dynamic=False)
 
 
 def _read_dynamic(frames_value: Any, strict: bool) -> RelationGraph:
     entries = _pairs(frames_value) or ()
     if len(entries) > MAX_FRAMES:
         raise GraphError("graph_too_large", f"graph: more than {MAX_FRAMES} frames")
-    frames: dict[int, list[Node]] = {}
+    numbers: list[int] = []  # of the valid frames, as written, with the size of each
+    sizes: list[int] = []
+    names: list[str] = []
+    positions: list[list[float]] = []
     for key, nodes_value in entries:
         number = frame_number(key)
-        where = f"graph.frames.{key}"
         if number is None:
             if strict:
-                raise GraphError("graph_invalid", f"{where}: frame key has no digit")
+                raise GraphError("graph_invalid", f"{_where(key)}: frame key has no digit")
             continue
-        nodes = _read_nodes(nodes_value, strict, where)
-        if nodes is None:
+        size = _read_nodes(nodes_value, strict, key, names, positions)
+        if size is None:
             if strict:
-                raise GraphError("graph_invalid", f"{where}: frame must be an object or a list of nodes")
+                raise GraphError("graph_invalid", f"{_where(key)}: frame must be an object or a list of nodes")
             continue
-        if strict and number in frames:
-            raise GraphError("graph_invalid", f"{where}: two frame keys name frame {number}")
-        frames.pop(number, None)  # of keys with the same number the later wins
-        frames[number] = nodes
-    if not frames:
+        if strict and number in numbers:
+            raise GraphError("graph_invalid", f"{_where(key)}: two frame keys name frame {number}")
+        numbers.append(number)
+        sizes.append(size)
+    if not numbers:
         raise GraphError("graph_invalid", "graph: no valid frame")
-    return RelationGraph(frames=dict(sorted(frames.items())), dynamic=True)
+    if not all(map(lt, numbers, numbers[1:])):  # keys out of order, or a number written twice
+        return _in_frame_order(numbers, sizes, names, positions)
+    return RelationGraph(numbers, sizes, names, positions, dynamic=True)
+
+
+def _in_frame_order(numbers: list[int], sizes: list[int], names: list[str], positions: list[list[float]]
+                    ) -> RelationGraph:
+    """The frames read, sorted by number; of frames with the same number the later wins."""
+    spans = dict(zip(numbers, zip(accumulate(sizes, initial=0), sizes, strict=False), strict=True))
+    order = sorted(spans)
+    return RelationGraph(
+        order, [spans[f][1] for f in order],
+        [name for f in order for name in names[spans[f][0]:spans[f][0] + spans[f][1]]],
+        [pos for f in order for pos in positions[spans[f][0]:spans[f][0] + spans[f][1]]],
+        dynamic=True,
+    )
 
 
 def parse_graph(graphs: list[str]) -> RelationGraph:

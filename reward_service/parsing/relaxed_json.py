@@ -39,51 +39,59 @@ _DECODER = json.JSONDecoder(object_pairs_hook=JObject)
 
 # Outside strings, relaxed JSON differs from JSON by `( )` lists, bare keys and trailing commas: each is
 # rewritten by one C-level pass over the text between strings (a per-token Python loop was 10x slower).
-_STRINGS = re.compile(r""""(?:[^"\\]|\\.)*+"|'(?:[^'\\]|\\.)*+'""", re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}()]+")
-_BRACKET_STEP = str.maketrans({"[": "\x02", "{": "\x02", "(": "\x02", "]": "\x00", "}": "\x00", ")": "\x00"})
+# A string is a quote, then runs of plain characters each followed by one escape, then the quote: the
+# form `"(?:[^"\\]|\\.)*+"` unrolled (Friedl), the same matches found in one tight loop per run instead
+# of one alternation per character (1.5 against 2.5 us on the standard mix's large graphs).
+_STRINGS = re.compile(r""""[^"\\]*+(?:\\.[^"\\]*+)*+"|'[^'\\]*+(?:\\.[^'\\]*+)*+'""", re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}()")  # deleted by bytes.translate, a C loop
+_DEPTH_STEP = bytes.maketrans(b"[{(]})", b"\x01\x01\x01\xff\xff\xff")  # +1 and -1 as int8
 _PARENS = str.maketrans("()", "[]")
-_BARE_KEY = re.compile(r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*+(?=\s*:)")
-_TRAILING_COMMA = re.compile(r",(?=\s*[\]}])")
+# A bare key: a name not preceded by a name character or `.`, followed by `:`. The pattern starts with the
+# key's first character and looks behind from there, so the regex engine skips ahead to candidates with
+# its fast character-set scan; the key is a group, so that split() and '"'.join() quote every key in C
+# (a sub() with `"\g<0>"` expands the template in Python for every key on Python 3.11): 4.4 against 26
+# us per relaxed graph text of the standard mix.
+_BARE_KEY = re.compile(r"([A-Za-z_](?<![A-Za-z0-9_.][A-Za-z_])[A-Za-z0-9_]*+(?=\s*:))")
+_TRAILING_COMMA = re.compile(r",(?=\s*+[\]}])")
 _SQ_ESCAPE = re.compile(r"""\\'|\\.|\"""", re.DOTALL)
-_EMPTY_PAIR = re.compile(r"\(\)|\[\]|\{\}")
+_EMPTY_PAIR = re.compile(rb"\(\)|\[\]|\{\}")
+
+
+def _sq_escape(m: re.Match[str]) -> str:
+    s = m.group()
+    if s == "\\'":
+        return "'"
+    return '\\"' if s == '"' else s
 
 
 def _single_to_double(body: str) -> str:
     """Body of a single-quoted string as the body of a double-quoted JSON string."""
-
-    def fix(m: re.Match[str]) -> str:
-        s = m.group()
-        if s == "\\'":
-            return "'"
-        return '\\"' if s == '"' else s
-
-    return '"' + _SQ_ESCAPE.sub(fix, body) + '"'
+    return '"' + _SQ_ESCAPE.sub(_sq_escape, body) + '"'
 
 
 def _rewrite_code(segment: str) -> str:
     """Relaxed JSON text that holds no string, as strict JSON text."""
-    segment = _BARE_KEY.sub(r'"\g<0>"', segment.translate(_PARENS))
+    segment = '"'.join(_BARE_KEY.split(segment.translate(_PARENS)))  # pieces between keys, and the keys
     return _TRAILING_COMMA.sub("", segment)
 
 
-def _brackets(text: str) -> str:
+def _brackets(text: str) -> bytes:
     """The brackets of `text` outside strings, in order."""
-    return _NOT_BRACKET.sub("", _STRINGS.sub("", text))
+    return _STRINGS.sub("", text).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKET)
 
 
-def _brackets_match(brackets: str) -> bool:
+def _brackets_match(brackets: bytes) -> bool:
     """Every list and object closes with the bracket that opened it. The nesting is at most the depth
     limit (checked before), so peeling innermost pairs takes at most that many passes."""
     while brackets:
-        peeled = _EMPTY_PAIR.sub("", brackets)
+        peeled = _EMPTY_PAIR.sub(b"", brackets)
         if peeled == brackets:
             return False
         brackets = peeled
     return True
 
 
-def _to_strict(text: str, brackets: str) -> str:
+def _to_strict(text: str, brackets: bytes) -> str:
     """Rewrite relaxed JSON (single quotes, bare keys, trailing commas, `( )` lists) as strict JSON."""
     if not _brackets_match(brackets):
         raise RelaxedJSONError("mismatched brackets")
@@ -101,10 +109,10 @@ def _to_strict(text: str, brackets: str) -> str:
     return "".join(out)
 
 
-def _too_deep(brackets: str, limit: int) -> bool:
+def _too_deep(brackets: bytes, limit: int) -> bool:
     """Whether `brackets` (outside strings, as written) nest deeper than `limit`."""
-    steps = np.frombuffer(brackets.translate(_BRACKET_STEP).encode("ascii"), dtype=np.int8).astype(np.int64) - 1
-    return bool(steps.size) and int(np.cumsum(steps).max()) > limit
+    steps = np.frombuffer(brackets.translate(_DEPTH_STEP), dtype=np.int8)
+    return bool(steps.size) and int(np.cumsum(steps, dtype=np.int64).max()) > limit
 
 
 def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:

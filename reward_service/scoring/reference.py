@@ -124,10 +124,9 @@ class Reference(BaseModel):
             parsed = read_graph(graph, strict=True)
         except GraphError as exc:
             raise ValueError(str(exc)) from None
-        dims = {len(n.pos) for nodes in parsed.frames.values() for n in nodes}
-        if len(dims) > 1:
+        if len(set(map(len, parsed.positions))) > 1:
             raise ValueError("graph must use one dimension (2 or 3) throughout")
-        if any(not nodes for nodes in parsed.frames.values()):
+        if 0 in parsed.sizes:
             raise ValueError("graph: every frame needs at least one node")
         return parsed
 

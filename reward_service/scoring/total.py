@@ -71,15 +71,19 @@ def _score(completion: str, ref: Reference, config: RewardConfig, num_tokens: in
         except GraphError as exc:
             notes.append(exc.note)
         else:
-            result = score_graph(pred, ref_graph, ref.graph_scale, config.angle_mode, config.node_weighting, explain)
             gated = (config.requires_format and not parsed.format) or (
                 config.requires_answer and answer.value < 0.5
             )
-            if not gated:
-                graph_node, graph_edge = result.node, result.edge
-            if explain:
-                diagnostics["graph"] = pred.to_json()
-                diagnostics["correspondence"] = result.correspondence
+            # A gated item's graph terms are 0 whatever they would be: they are computed only to be
+            # explained (a malformed completion's graph still parses, for its note).
+            if not gated or explain:
+                result = score_graph(pred, ref_graph, ref.graph_scale, config.angle_mode, config.node_weighting,
+                                     explain)
+                if not gated:
+                    graph_node, graph_edge = result.node, result.edge
+                if explain:
+                    diagnostics["graph"] = pred.to_json()
+                    diagnostics["correspondence"] = result.correspondence
 
     length: float | None = None
     if num_tokens is not None:

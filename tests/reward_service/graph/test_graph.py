@@ -122,6 +122,10 @@ def test_gates():
     need_answer = RewardConfig.build({"graph": {"requires_answer": True}})
     assert score(text, ref, need_answer).components["graph_edge"] == 0.0
     assert score(text, ref).components["graph_edge"] == 1.0
+    # gated, the graph is still explained (it is scored for that alone), and still parsed for its note
+    gated = score("junk" + text, ref, explain=True)
+    assert gated.components["graph_node"] == 0.0 and gated.diagnostics["correspondence"][0]["score"] == 1.0
+    assert score("junk" + text.replace("[3, 0]}", "[3, 0]"), ref).diagnostics["notes"] == ["graph_invalid"]
 
 
 def test_length_term():
@@ -225,3 +229,27 @@ def test_explain_gives_the_parsed_graph_and_the_correspondence():
     assert [n["name"] for n in r.diagnostics["graph"]["frames"]["0"]] == ["cup 7", "cup 3"]
     assert r.diagnostics["answer"] == "A"
     assert "correspondence" not in score(text, ref).diagnostics
+
+
+def test_frames_out_of_order_and_repeated_numbers_come_out_sorted_later_key_winning():
+    g = read_graph(loads_relaxed(
+        '{"frames": {"t8": {"a": [8, 0]}, "2": [{"name": "b", "pos": [2, 0]}, {"name": "c", "pos": [2, 1]}],'
+        ' "frame_8": {"d": [8, 1], "e": [8, 2]}, "x": {"f": [0, 0]}, "5": 3}}'))
+    assert g.numbers == [2, 8] and g.sizes == [2, 2] and g.names == ["b", "c", "d", "e"]
+    assert {f: [(n.name, n.pos) for n in nodes] for f, nodes in g.frames.items()} == {
+        2: [("b", (2.0, 0.0)), ("c", (2.0, 1.0))], 8: [("d", (8.0, 1.0)), ("e", (8.0, 2.0))]}
+
+
+def test_reference_positions_are_its_own_floats():
+    value = {"a": [0, 1], "b": [2, 3]}
+    g = read_graph(value, strict=True)
+    value["a"][0] = 5
+    assert g.positions == [[0.0, 1.0], [2.0, 3.0]] and all(type(x) is float for p in g.positions for x in p)
+
+
+def test_reference_frames_naming_one_number_twice_are_invalid():
+    from reward_service.errors import GraphError
+
+    with pytest.raises(GraphError, match="two frame keys name frame 8"):
+        read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}, "frame_8": {"a": [2, 0]}}}, strict=True)
+    assert read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}}}, strict=True).numbers == [2, 8]

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reward_service.errors import RelaxedJSONError, TooDeepError
+from reward_service.parsing import relaxed_json
 from reward_service.parsing.completion import ParsedCompletion, parse_completion
 from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 from reward_service.scoring import TASK_TYPES, score
@@ -71,6 +72,47 @@ def test_relaxed_forms():
     with pytest.raises(TooDeepError):
         loads_relaxed("[" * 65 + "]" * 65)
     assert loads_relaxed("[" * 64 + "]" * 64) is not None
+
+
+QUOTED = st.lists(st.sampled_from(['"', "'", "\\", "[", "]", "{", "(", ")", "}", "a", " ", "\n", "\u00e9"]),
+                  max_size=40).map("".join)
+PLAIN_STRINGS = re.compile(r""""(?:[^"\\]|\\.)*+"|'(?:[^'\\]|\\.)*+'""", re.DOTALL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(QUOTED)
+def test_unrolled_string_pattern_finds_what_the_plain_one_finds(text):
+    """The tokenizer's string pattern is the plain `"(?:[^"\\]|\\.)*+"` unrolled for speed: same matches."""
+    assert [m.span() for m in relaxed_json._STRINGS.finditer(text)] == [
+        m.span() for m in PLAIN_STRINGS.finditer(text)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(QUOTED)
+def test_depth_of_the_brackets_outside_strings(text):
+    outside = PLAIN_STRINGS.sub("", text)
+    depth, deepest = 0, 0
+    for c in outside:
+        depth += (c in "[{(") - (c in "]})")
+        deepest = max(deepest, depth)
+    brackets = relaxed_json._brackets(text)
+    assert brackets.decode() == "".join(c for c in outside if c in "[]{}()")
+    for limit in (0, 1, 2, 3):
+        assert relaxed_json._too_deep(brackets, limit) == (deepest > limit)
+
+
+CODE = st.lists(st.sampled_from(["a", "Z", "_", "k1", "9", ".", ":", " ", "\n", "\t", ",", "]", "}", "[", "{", "(",
+                                  ")", "\u00e9", "-", "e5"]), max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(CODE)
+def test_code_rewrite_is_the_plain_one(segment):
+    """Bare keys quoted by split and join, trailing commas dropped by a possessive lookahead: the same text
+    as the plain substitutions."""
+    plain = re.sub(r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*+(?=\s*:)", r'"\g<0>"', segment.translate(str.maketrans("()", "[]")))
+    plain = re.sub(r",(?=\s*[\]}])", "", plain)
+    assert relaxed_json._rewrite_code(segment) == plain
 
 
 def spec_blocks(tag: str, text: str) -> list[str]:
