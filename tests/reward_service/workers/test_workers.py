@@ -14,6 +14,7 @@ from service_fixtures import GOOD, MC_REF, NUM_REF, SLOW_SCORER
 from reward_service.scoring import RewardConfig
 from reward_service.workers.jobs import chunk_bounds
 from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
+from reward_service.workers.process import NICENESS
 
 CONFIG = RewardConfig.build()
 
@@ -322,11 +323,14 @@ def test_a_scored_request_leaves_nothing_for_the_garbage_collector():
 def test_workers_run_as_batch_processes_so_waking_one_never_stalls_the_service():
     async def body(pool, _):
         assert (await pool.score(ok_items(2), CONFIG, False, 30.0)).results[0]["status"] == "ok"
-        return [os.sched_getscheduler(w.process.pid) for w in pool._workers], os.sched_getscheduler(0)
+        workers = [w.process.pid for w in pool._workers]
+        return ([os.sched_getscheduler(pid) for pid in workers], [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers],
+                os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
 
-    policies, own = run(body)
+    policies, niceness, own_policy, own_niceness = run(body)
     assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
-    assert own == os.SCHED_OTHER  # the service's own loop keeps the normal policy
+    assert niceness == [own_niceness + NICENESS] * 2 or own_niceness + NICENESS > 19
+    assert own_policy == os.SCHED_OTHER  # the service's own loop keeps the normal policy and priority
 
 
 def test_each_request_keeps_its_own_item_counts_and_the_work_of_a_chunk_is_reported_once():
