@@ -44,20 +44,10 @@ def _merge_counts(mine: dict[Any, int], theirs: dict[Any, int]) -> None:
         mine[key] = mine.get(key, 0) + n
 
 
-def _merge_hists(mine: dict[Any, list[float]], theirs: dict[Any, list[float]]) -> None:
-    for key, counts in theirs.items():
-        have = mine.get(key)
-        if have is None:
-            mine[key] = list(counts)
-        else:
-            for i, c in enumerate(counts):
-                have[i] += c
-
-
 class ItemStats:
-    """Counts and bucketed histograms for a set of items; `merge` adds another set.
+    """Counts and bucketed histograms for a set of items.
 
-    A histogram is a list: one count per bucket, one for +Inf, then the sum of the values. `add` runs
+    A histogram is a list: one count per bucket, one for +Inf, then the sum of the values. `describe` runs
     once per item in the workers: components are kept in one dict per task, keyed by name, so no key
     tuple is built per observation.
     """
@@ -111,14 +101,6 @@ class ItemStats:
     @property
     def empty(self) -> bool:
         return not (self.items or self.durations or self.components)
-
-    def merge(self, other: ItemStats) -> None:
-        _merge_counts(self.items, other.items)
-        _merge_counts(self.notes, other.notes)
-        for task, theirs in other.components.items():
-            _merge_hists(self.components.setdefault(task, {}), theirs)
-        _merge_hists(self.rewards, other.rewards)
-        _merge_hists(self.durations, other.durations)
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.items, self.notes, self.components, self.rewards, self.durations)

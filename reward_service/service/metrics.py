@@ -137,7 +137,8 @@ class ServiceMetrics:
         self.workers.set_function(workers)
 
     def merge_items(self, stats: ItemStats) -> None:
-        """Called once per scored request."""
+        """Add `stats`: once per answered request (its item counts, and what the service answered itself),
+        and once per chunk a worker scored (the histograms of that work)."""
         for (task, status), n in stats.items.items():
             self._item_children(task, status).inc(n)
         for word, n in stats.notes.items():

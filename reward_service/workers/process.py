@@ -112,11 +112,8 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             now = clock()
             task = task_label(reference)
             key = (task, result["status"])
-            segment_counts = counts.get(segment_of[index])
-            if segment_counts is None:
-                counts[segment_of[index]] = {key: 1}
-            else:
-                segment_counts[key] = segment_counts.get(key, 0) + 1
+            segment_counts = counts.setdefault(segment_of[index], {})
+            segment_counts[key] = segment_counts.get(key, 0) + 1
             work.describe(task, result, now - started)
         results.append(result)
         if now >= flush_at and index + 1 < len(items):
