@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from reward_service.service.errors import (
     BadJSON,
@@ -28,14 +30,36 @@ M = TypeVar("M", bound=BaseModel)
 MAX_DETAIL = 100  # a 4096-item request with every item wrong gets the first hundred issues
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header `name` (lower case) in an ASGI scope, else None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body, as Starlette's `Request.body` reads it (ClientDisconnect if the client goes),
+    without its stream generator: about 3% of the service process on one-item requests."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def read_json(request: Request, field: str, limit: int) -> Any:
     """The body's JSON (415 for another media type, 400 if it is not JSON); 413 for more than `limit`
     entries in its list `field`, checked before the schema builds a model of each."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+    media_type = (header(request.scope, b"content-type") or b"").partition(b";")[0].strip().lower()
+    if media_type and media_type != b"application/json" and not media_type.endswith(b"+json"):
         # A client that sends a form or text means something else; without a Content-Type, JSON is assumed.
-        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), got {media_type!r}")
-    body = await request.body()
+        raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json), "
+                                   f"got {media_type.decode('latin-1')!r}")
+    body = await read_body(request.receive)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reward_service.api.body import header
 from reward_service.api.deps import scoring_service
 from reward_service.api.protocol import TIMED_OUT
 from reward_service.service.errors import (
@@ -38,13 +39,6 @@ Endpoint = Callable[[Request, RewardService], Awaitable[Response]]
 _BODIES_HELD = "the service holds as many request bodies as its memory budget allows; retry shortly"
 _BODY_RETRY_AFTER_S = 1
 _REQUEST_ID = re.compile(rb"[!-~]{1,128}")  # visible ASCII, bounded: safe to echo and to log
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 class ServiceMiddleware:
@@ -68,7 +62,7 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         scope.setdefault("state", {})["started"] = time.monotonic()
-        sent = _header(scope, b"x-request-id")
+        sent = header(scope, b"x-request-id")
         if sent is not None and _REQUEST_ID.fullmatch(sent):
             request_id, id_header = sent.decode(), sent
         else:
@@ -108,7 +102,7 @@ class ServiceMiddleware:
 
         service.request_started()
         try:
-            declared = _header(scope, b"content-length")
+            declared = header(scope, b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 await self._error(send_with_id, 413, "payload_too_large",
                                   f"request body over the limit of {limit} bytes")

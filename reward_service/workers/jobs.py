@@ -13,7 +13,7 @@ from typing import Any
 
 from reward_service.scoring import RewardConfig, ScoreResult
 from reward_service.service.item_stats import ItemStats, task_label
-from reward_service.workers.protocol import WorkItem, encode
+from reward_service.workers.protocol import WorkItem, encode, share_references
 
 MAX_ATTEMPTS = 3  # a chunk lost this often with no item to blame has its items answered "error"
 LEAST_ITEMS = 2  # items in a chunk, but for a batch's last one
@@ -111,9 +111,15 @@ class Chunk:
         return all(j is job for j, _ in self.slots)
 
     def message(self) -> tuple[Any, ...]:
+        """What the worker is sent (protocol.py). The items of coalesced requests share their equal
+        references (`share_references`): OpenRLHF posts a group's rollouts as requests of their own, each
+        with its own copy of the group's reference, so the chunk sends it once and the worker validates
+        it once (a job's own items already share theirs: `RewardService.score`)."""
         job = self.slots[0][0]
-        return (self.seq, job.config_id, job.config.to_dict(), job.explain, [j.items[p] for j, p in self.slots],
-                [n for _, n in self.segments()])
+        segments = self.segments()
+        items = [j.items[p] for j, p in self.slots]
+        return (self.seq, job.config_id, job.config.to_dict(), job.explain,
+                share_references(items) if len(segments) > 1 else items, [n for _, n in segments])
 
     @property
     def unreported(self) -> int:

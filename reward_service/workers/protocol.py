@@ -17,7 +17,8 @@ Messages are pickled tuples (`PICKLE` protocol) in multiprocessing.Connection's 
 
 `share_references` is the one place that makes equal references one object: pickle then sends a
 GRPO group's reference once per chunk, the worker validates it once (it keys by object), and the
-service serialises it once for the cache key.
+service serialises it once for the cache key. It runs on each request's items (`RewardService.score`)
+and again on a chunk of coalesced requests (`Chunk.message`): one-rollout requests of one group.
 """
 
 from __future__ import annotations

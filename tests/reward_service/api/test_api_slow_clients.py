@@ -99,6 +99,42 @@ def test_a_body_that_trickles_is_cut_at_the_body_deadline_and_counted_408(server
     assert "Traceback" not in service.log_text()
 
 
+def read_one(sock: socket.socket) -> tuple[int, bytes]:
+    """One response of a keep-alive connection: (status, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        data += chunk
+    status, headers, body = parse_response(data)
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return status, body
+
+
+def test_each_request_of_a_keep_alive_connection_gets_its_own_header_deadline(server):
+    # The deadlines share one timer per connection, set again only when it fires (protocol.py): a timer
+    # left from an earlier request must neither cut a later request that keeps its own deadline nor
+    # let one that misses it run on.
+    _, service = server
+    get = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    with connect(service) as sock:
+        for _ in range(3):  # past the first timer, set when the connection opened (deadline 0.5 s)
+            sock.sendall(get)
+            assert read_one(sock)[0] == 200
+            time.sleep(0.3)
+        sock.sendall(get[:10])  # headers that take 0.3 s of their 0.5 s
+        time.sleep(0.3)
+        sock.sendall(get[10:])
+        assert read_one(sock)[0] == 200
+        sock.sendall(get[:10])  # and headers that never end
+        start = time.monotonic()
+        status, _, body = parse_response(read_all(sock))
+        waited = time.monotonic() - start
+    assert status == 408 and json.loads(body)["error"]["code"] == "request_timeout"
+    assert 0.4 < waited < 3
+
+
 def test_a_malformed_request_gets_the_error_body_and_a_request_id(server):
     _, service = server
     with connect(service) as sock:

@@ -120,3 +120,22 @@ def test_an_invalid_reference_is_reported_apart_never_as_a_result():
     queue.complete(chunk)
     assert done == ["done"] and job.invalid == [(0, "reference.answer: must be a finite number")]
     assert job.results[0] is None and job.results[1]["status"] == "ok"
+
+
+def test_coalesced_requests_with_equal_references_send_one_reference_object():
+    # OpenRLHF posts each rollout of a group as a request of its own, each with its own copy of the
+    # group's reference: the chunk that coalesces them sends one object (pickled once, validated once).
+    queue = JobQueue(workers=2, chunk_items=8)
+    other = {**MC_REF, "answer": "C"}
+    refs = [dict(MC_REF), dict(MC_REF), dict(MC_REF), dict(other), dict(other)]
+    jobs = [Job([(f"c{i}", ref, None)], CONFIG, False) for i, ref in enumerate(refs)]
+    for job in jobs:
+        queue.add(job)
+    chunk = queue.pop()
+    assert len(chunk) == 5
+    sent = chunk.message()[4]
+    assert [completion for completion, _, _ in sent] == ["c0", "c1", "c2", "c3", "c4"]
+    assert [ref for _, ref, _ in sent] == refs  # the same values, in order
+    assert sent[0][1] is sent[1][1] is sent[2][1] and sent[3][1] is sent[4][1]
+    assert sent[2][1] is not sent[3][1]
+    assert all(job.items[0][1] is ref for job, ref in zip(jobs, refs, strict=True))  # the jobs' own items untouched
