@@ -30,7 +30,6 @@ from reward_service.service.errors import (
     error_response,
 )
 from reward_service.service.logs import request_id_var
-from reward_service.service.metrics import LabelledChildren
 from reward_service.service.pipeline import RewardService
 
 log = logging.getLogger("reward_service.access")
@@ -52,9 +51,8 @@ class ServiceMiddleware:
         self.service = service
         self.routes = routes
         self.direct = direct
-        metrics = service.metrics
-        self._counted = LabelledChildren(metrics.requests)  # by (route, status)
-        self._timed = {route: metrics.request_duration.labels(route) for route in (*routes, "other")}
+        self._requests = service.metrics.requests
+        self._requests.add_routes((*routes, "other"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,8 +128,7 @@ class ServiceMiddleware:
             service.release_body(held)
             service.request_finished()
             elapsed = time.perf_counter() - started
-            self._counted(route, str(status)).inc()
-            self._timed[route].observe(elapsed)
+            self._requests.count(route, status, elapsed)
             if log.isEnabledFor(logging.INFO):  # the line's fields are built only when it is written
                 log.info("%s %s %d", scope["method"], route, status,
                          extra={"request_id": request_id,

@@ -25,3 +25,36 @@ def test_inprocess_bench_prints_figures():
     for key in KEYS - {"ged_timeouts"}:
         assert figures[key] > 0, key
     assert figures["items"] == 400
+
+
+def test_the_single_item_load_generator_posts_the_bodies_in_turn_and_every_one_is_answered(tmp_path):
+    # `bench --mode http` drives one-item requests with wrk and this script: each body is formatted
+    # once when the script loads; the service must answer every request 200 and see as many as wrk.
+    import os
+    import shutil
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from service_fixtures import real_server
+
+    from reward_service.cli.bench_http import run_wrk, single_item_bodies, wrk_script
+    from reward_service.synth.mixes import standard_mix
+
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI"):
+            pytest.fail("wrk is not installed; .ci/run installs it")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    items = standard_mix(40, seed=3)[::8]  # one rollout of each group: five task types
+    script = tmp_path / "single.lua"
+    script.write_text(wrk_script(single_item_bodies(items)))
+    with real_server("--cache", "off") as (client, service):
+        requests, _ = run_wrk(service.base_url, str(script), seconds=1, connections=4)
+        families = text_string_to_metric_families(client.get("/metrics").text)
+        samples = [s for f in families for s in f.samples]
+    answered = sum(s.value for s in samples if s.name == "reward_service_requests_total"
+                   and s.labels == {"route": "/v1/rewards", "code": "200"})
+    items_answered = sum(s.value for s in samples if s.name == "reward_service_items_total")
+    assert requests >= len(items)  # every body posted at least once in a second
+    assert requests <= answered <= requests + 4  # wrk stops with at most one request in flight a connection
+    assert items_answered == answered  # one item each
+    tasks = {s.labels["task_type"] for s in samples if s.name == "reward_service_items_total" and s.value}
+    assert tasks == {item["reference"]["task_type"] for item in items}  # each body in turn, not one again

@@ -105,3 +105,31 @@ def test_gauges_restarts_and_build_info(scraped):
     assert len(info) == 1 and info[0].value == 1
     assert info[0].labels["scorer_version"] == SCORER_VERSION
     assert info[0].labels["reward_config_id"] == RewardConfig.build().id
+
+
+def test_request_durations_are_bucketed_as_prometheus_does():
+    # RequestMetrics counts without prometheus_client's Histogram: a value equal to a bound is in that
+    # bound's bucket (le), buckets are cumulative, and every route shown from the start reads zero.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from reward_service.service.metrics import RequestMetrics
+
+    metrics, registry = RequestMetrics(), CollectorRegistry()
+    registry.register(metrics)
+    metrics.add_routes(["/v1/rewards", "/healthz"])
+    for seconds in (0.005, 0.0051, 0.3, 100.0):
+        metrics.count("/v1/rewards", 200, seconds)
+    metrics.count("/v1/rewards", 429, 0.001)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+
+    def bucket(le, route="/v1/rewards"):
+        return value(families, "reward_service_request_duration_seconds_bucket", route=route, le=le)
+
+    assert [bucket("0.005"), bucket("0.01"), bucket("0.25"), bucket("0.5"), bucket("60.0"), bucket("+Inf")] == \
+        [2, 3, 3, 4, 4, 5]
+    assert value(families, "reward_service_request_duration_seconds_sum", route="/v1/rewards") == \
+        pytest.approx(0.005 + 0.0051 + 0.3 + 100.0 + 0.001)
+    assert value(families, "reward_service_request_duration_seconds_count", route="/healthz") == 0
+    assert bucket("+Inf", "/healthz") == 0
+    assert value(families, "reward_service_requests_total", route="/v1/rewards", code="200") == 4
+    assert value(families, "reward_service_requests_total", route="/v1/rewards", code="429") == 1
