@@ -32,6 +32,7 @@ def test_the_single_item_load_generator_posts_the_bodies_in_turn_and_every_one_i
     # once when the script loads; the service must answer every request 200 and see as many as wrk.
     import os
     import shutil
+    import time
 
     from prometheus_client.parser import text_string_to_metric_families
     from service_fixtures import real_server
@@ -48,8 +49,13 @@ def test_the_single_item_load_generator_posts_the_bodies_in_turn_and_every_one_i
     script.write_text(wrk_script(single_item_bodies(items)))
     with real_server("--cache", "off") as (client, service):
         requests, _ = run_wrk(service.base_url, str(script), seconds=1, connections=4)
-        families = text_string_to_metric_families(client.get("/metrics").text)
-        samples = [s for f in families for s in f.samples]
+        deadline = time.monotonic() + 10
+        while True:  # until the requests wrk left in flight are answered (the scrape counts itself)
+            samples = [s for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples]
+            inflight = sum(s.value for s in samples if s.name == "reward_service_inflight_requests")
+            if inflight <= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     answered = sum(s.value for s in samples if s.name == "reward_service_requests_total"
                    and s.labels == {"route": "/v1/rewards", "code": "200"})
     items_answered = sum(s.value for s in samples if s.name == "reward_service_items_total")
