@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from reward_service.api.app import create_app
 from reward_service.cli.bench_http import RunningService, running_service
 from reward_service.service.settings import Settings
 
 TESTS_DIR = Path(__file__).resolve().parent
+
+
+def missing_tool(what: str, hint: str) -> None:
+    """A test's outside tool is absent: skip on a developer's machine, with the command that installs it;
+    fail in CI (`CI` set), where `.ci/run` installs every such tool and a skip would pass for a check."""
+    message = f"{what} is not installed here (install: {hint})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must have it")
+    pytest.skip(message)
 SPEC_DIR = TESTS_DIR.parents[1] / "shared" / "spec"
 SLOW_SCORER = "slow_scorer:score"
 

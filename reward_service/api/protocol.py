@@ -135,7 +135,6 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._arm(self.header_timeout_s, self._headers_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -275,13 +275,6 @@ def run_wrk(base: str, script_path: str, seconds: float = 5.0,
     return requests, elapsed
 
 
-def single_item_rate(base: str, script_path: str, seconds: float = 5.0,
-                     connections: int = SINGLE_ITEM_CONNECTIONS) -> float:
-    """One-item requests per second (`run_wrk`)."""
-    requests, elapsed = run_wrk(base, script_path, seconds, connections)
-    return requests / elapsed
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
@@ -313,7 +306,8 @@ def run_http_bench(items: int = 4000, seed: int = 0, workers: int | None = None,
             rates.append(throughput(base, bodies))
             cpu_rates.append(per_round * BATCH / max(1e-9, service_cpu_s(service.process.pid) - cpu_before))
             if wrk:
-                single.append(single_item_rate(base, script))
+                requests, elapsed = run_wrk(base, script)
+                single.append(requests / elapsed)
         latency = latencies_ms(base, (grpo_body(mix, i, "lat-") for i in range(latency_requests)))
     with running_service(*serve_args, "--cache", "memory") as service:
         base = service.base_url

@@ -7,7 +7,6 @@ in CI (`CI` set) it fails the test instead, since `.ci/run` installs every one o
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,18 +14,11 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
+from service_fixtures import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "bash deploy/install-tools.sh"
-
-
-def missing(what: str, hint: str = INSTALL_HINT) -> None:
-    message = f"{what} is not installed here (install: {hint})"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI must have it")
-    pytest.skip(message)
 
 
 def tool(name: str, hint: str = INSTALL_HINT) -> str:
@@ -37,8 +29,8 @@ def tool(name: str, hint: str = INSTALL_HINT) -> str:
             return str(candidate)
     found = shutil.which(name)
     if found is None:
-        missing(name, hint)
-        raise AssertionError("unreachable")  # missing() skips or fails
+        missing_tool(name, hint)
+        raise AssertionError("unreachable")  # missing_tool() skips or fails
     return found
 
 

@@ -30,20 +30,17 @@ def test_inprocess_bench_prints_figures():
 def test_the_single_item_load_generator_posts_the_bodies_in_turn_and_every_one_is_answered(tmp_path):
     # `bench --mode http` drives one-item requests with wrk and this script: each body is formatted
     # once when the script loads; the service must answer every request 200 and see as many as wrk.
-    import os
     import shutil
     import time
 
     from prometheus_client.parser import text_string_to_metric_families
-    from service_fixtures import real_server
+    from service_fixtures import missing_tool, real_server
 
     from reward_service.cli.bench_http import run_wrk, single_item_bodies, wrk_script
     from reward_service.synth.mixes import standard_mix
 
     if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            pytest.fail("wrk is not installed; .ci/run installs it")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+        missing_tool("wrk", "apt-get install wrk")
     items = standard_mix(40, seed=3)[::8]  # one rollout of each group: five task types
     script = tmp_path / "single.lua"
     script.write_text(wrk_script(single_item_bodies(items)))
