@@ -159,3 +159,19 @@ def test_check_command_reports_every_bad_line(tmp_path, capsys):
     assert "line 2" in err and "line 3" in err
     assert grpo_data(["check", str(path)]) == 1  # stops at the first, with its line number
     assert "d.jsonl:2" in capsys.readouterr().err
+
+
+def test_outputs_go_into_new_folders_and_an_unwritable_one_is_a_clear_error(tmp_path, capsys):
+    # `grpo-data synth data/train.jsonl` on a fresh checkout: the folder is made, as grpo-train makes its
+    # output_dir. A path that cannot be written is the command's error line, not a traceback.
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "data" / "train.jsonl"
+    assert grpo_data(["synth", str(out), "--n", "6", "--held-out", str(tmp_path / "eval" / "e.jsonl"),
+                      "--n-eval", "2"]) == 0
+    assert len(load_records(out).records) == 6 and len(load_records(tmp_path / "eval" / "e.jsonl").records) == 2
+    assert grpo_data(["export", "--to", "verl", str(out), str(tmp_path / "verl" / "d.parquet")]) == 0
+    assert grpo_data(["export", "--to", "openrlhf", str(out), str(tmp_path / "openrlhf" / "o.jsonl")]) == 0
+    assert (tmp_path / "verl" / "d.parquet").is_file() and (tmp_path / "openrlhf" / "o.jsonl").is_file()
+    capsys.readouterr()
+    assert grpo_data(["synth", str(tmp_path / "data"), "--n", "2"]) == 1  # a folder, not a file
+    assert capsys.readouterr().err.startswith("grpo-data: ")

@@ -119,10 +119,18 @@ def load_records(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Loa
     return report
 
 
+def output_path(path: str | os.PathLike[str]) -> Path:
+    """`path` for a file about to be written, its missing parent folders made (as `grpo-train` makes its
+    output_dir): `grpo-data synth data/train.jsonl` on a fresh checkout must not fail on `data/`."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def write_records(path: str | os.PathLike[str], records: Iterable[Record | dict[str, Any]]) -> int:
     """Write records as JSONL (validating dicts on the way); returns the count."""
     n = 0
-    with Path(path).open("wb") as f:
+    with output_path(path).open("wb") as f:
         for record in records:
             if not isinstance(record, Record):
                 record = Record.model_validate(record)

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
-    except DatasetError as exc:
+    except (DatasetError, OSError) as exc:  # OSError: an output path that cannot be written, say
         print(f"grpo-data: {exc}", file=sys.stderr)
         return 1
     return result

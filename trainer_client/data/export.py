@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from trainer_client.data import DatasetError, Record
+from trainer_client.data import DatasetError, Record, output_path
 from trainer_client.data.prompts import INSTRUCTIONS, render_prompt
 from trainer_client.data.prompts import chat_messages as _chat
 
@@ -53,12 +52,12 @@ def write_verl(records: Sequence[Record], path: str | os.PathLike[str], **kwargs
         raise DatasetError("writing parquet needs pyarrow: pip install 'video-str-reward[trainer]'") from None
 
     rows = verl_rows(records, **kwargs)
-    pq.write_table(pa.Table.from_pylist(rows), str(path))
+    pq.write_table(pa.Table.from_pylist(rows), str(output_path(path)))
     return len(rows)
 
 
 def write_openrlhf(records: Sequence[Record], path: str | os.PathLike[str]) -> int:
-    with Path(path).open("wb") as f:
+    with output_path(path).open("wb") as f:
         for record in records:
             line = {"id": record.id, "input": render_prompt(record), "label": orjson.dumps(record.reference).decode()}
             f.write(orjson.dumps(line) + b"\n")
