@@ -29,6 +29,8 @@ class RunLog:
         for path in (self.metrics_path, self.eval_path):
             kept = [r for r in _read(path) if r["step"] <= start] if start else []
             path.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in kept))
+        # the evaluations up to the checkpoint: a resumed run's summary still starts from step 0's
+        self.earlier_evaluations = _read(self.eval_path)
         self.console = Console(stderr=True)
         self.progress: Progress | None = None
         if self.console.is_terminal:

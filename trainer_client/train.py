@@ -452,7 +452,7 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             c.write(self.output_dir)
         report = RunLog(self.output_dir, c.steps, self.start) if main else None
-        evaluations: list[dict[str, Any]] = []
+        evaluations: list[dict[str, Any]] = list(report.earlier_evaluations) if report is not None else []
         step = self.start
         try:
             if self.start == 0:

@@ -109,7 +109,8 @@ def test_stopped_after_two_steps_then_resumed_equals_four_straight(tmp_path, pla
         STOP.clear()
         monkeypatch.undo()
     assert checkpoint.latest(split).name == "step-000002"
-    run(small(split, plain_service, resume=True, **schedule))
+    resumed = run(small(split, plain_service, resume=True, **schedule))
+    assert resumed["first_eval"]["step"] == 0  # the summary spans the whole run, not its resumed part
     a = load_file(str(straight / "checkpoints" / "step-000004" / "model.safetensors"))
     b = load_file(str(split / "checkpoints" / "step-000004" / "model.safetensors"))
     assert a.keys() == b.keys()
