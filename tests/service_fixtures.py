@@ -58,6 +58,39 @@ def item(item_id: str, completion: str = GOOD, reference: dict[str, Any] | None 
     return {"id": item_id, "completion": completion, "reference": reference or MC_REF, **extra}
 
 
+# Scoring requests that reach every kind of answer, as (path, headers, body): each way a scoring request
+# can take through the service must answer them alike (test_api_dispatch.py, test_api_exchange.py). The
+# service has one key, "key-a": `scoring_answers` sends it with the requests that carry no Authorization.
+SCORING_REQUESTS: list[tuple[str, dict[str, str], Any]] = [
+    ("/v1/rewards", {}, {"items": [item("a", GOOD, group_id="g"), item("b", WRONG, group_id="g"),
+                                   item("c", GRAPH_GOOD, GRAPH_REF, group_id="h")], "advantages": "grpo"}),
+    ("/v1/rewards", {}, {"items": [item("a")], "explain": True, "config": {"weights": {"answer": 2.0}}}),
+    ("/v1/rewards", {}, {"items": [item("a"), item("a")]}),  # duplicate ids: 422
+    ("/v1/rewards", {}, {"items": [item("a", GOOD, {"task_type": "numerical", "answer": "x"})]}),  # bad reference
+    ("/v1/rewards", {}, {"items": [{"id": "a"}]}),  # schema: 422
+    ("/v1/rewards", {}, b"{not json"),
+    ("/v1/rewards", {"content-type": "text/plain"}, {"items": [item("a")]}),
+    ("/v1/rewards", {"authorization": "Bearer wrong"}, {"items": [item("a")]}),
+    ("/v1/rewards", {"authorization": "Bearer key-a"}, {"items": [item("a")]}),
+    ("/get_reward", {"authorization": "Bearer key-a"},
+     {"query": ["p" + GOOD, "p" + WRONG], "prompts": ["p", "p"], "labels": [json.dumps(MC_REF)] * 2}),
+    ("/get_reward", {}, {"query": ["x"], "prompts": [], "labels": []}),
+]
+SCORING_STATUSES = [200, 200, 422, 422, 422, 400, 415, 401, 200, 200, 422]
+
+
+def scoring_answers(client: httpx.Client | Any) -> list[tuple[int, dict[str, str], Any]]:
+    """(status, the headers that carry meaning, JSON body) of each of `SCORING_REQUESTS`."""
+    out = []
+    for path, headers, body in SCORING_REQUESTS:
+        auth = {} if "authorization" in headers else {"authorization": "Bearer key-a"}
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = client.post(path, content=content, headers={"content-type": "application/json", **auth, **headers})
+        kept = {k: v for k, v in response.headers.items() if k in ("content-type", "retry-after", "www-authenticate")}
+        out.append((response.status_code, kept, response.json()))
+    return out
+
+
 def settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"workers": 2, "log_level": "warning"}
     base.update(overrides)

@@ -8,14 +8,14 @@ bodies: see `app.request_body`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope
+from starlette.types import Receive
 
 from reward_service.service.errors import (
     BadJSON,
@@ -30,9 +30,9 @@ M = TypeVar("M", bound=BaseModel)
 MAX_DETAIL = 100  # a 4096-item request with every item wrong gets the first hundred issues
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of header `name` (lower case) in an ASGI scope, else None."""
-    for key, value in scope["headers"]:
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header `name` (lower case) in an ASGI scope's headers, else None."""
+    for key, value in headers:
         if key == name:
             return bytes(value)
     return None
@@ -53,14 +53,23 @@ async def read_body(receive: Receive) -> bytes:
 
 
 async def read_json(request: Request, field: str, limit: int) -> Any:
-    """The body's JSON (415 for another media type, 400 if it is not JSON); 413 for more than `limit`
-    entries in its list `field`, checked before the schema builds a model of each."""
-    media_type = (header(request.scope, b"content-type") or b"").partition(b";")[0].strip().lower()
+    """The body's JSON, read from `request` (see `check_media_type` and `decode_json`)."""
+    check_media_type(header(request.scope["headers"], b"content-type"))
+    return decode_json(await read_body(request.receive), field, limit)
+
+
+def check_media_type(content_type: bytes | None) -> None:
+    """415 for a body that says it is not JSON (checked before a byte of it is read)."""
+    media_type = (content_type or b"").partition(b";")[0].strip().lower()
     if media_type and media_type != b"application/json" and not media_type.endswith(b"+json"):
         # A client that sends a form or text means something else; without a Content-Type, JSON is assumed.
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json), "
                                    f"got {media_type.decode('latin-1')!r}")
-    body = await read_body(request.receive)
+
+
+def decode_json(body: bytes, field: str, limit: int) -> Any:
+    """The body's JSON (400 if it is not JSON); 413 for more than `limit` entries in its list `field`,
+    checked before the schema builds a model of each."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

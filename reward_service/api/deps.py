@@ -1,7 +1,7 @@
 """Route dependencies: the service object, bearer-token auth, readiness.
 
-They take the request alone, so the middleware can call them for the scoring routes it dispatches
-itself (see middleware.py) exactly as FastAPI calls them for the others.
+They take the request alone. The scoring routes, which the middleware answers itself (middleware.py),
+check the same rules from the headers (`check_authorization`, `RewardService.check_ready`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from reward_service.api.body import header
 from reward_service.service.errors import Unauthorized
 from reward_service.service.pipeline import RewardService
 
@@ -33,22 +34,27 @@ def key_matches(presented: bytes, keys: list[bytes]) -> bool:
     return matched
 
 
-def bearer_token(request: Request) -> bytes | None:
-    """The token of an `Authorization: Bearer <token>` header (scheme in any case), else None."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: bytes | None) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header value (scheme in any case), else None.
+    The value is read as Starlette reads headers (latin-1), the token compared as UTF-8."""
+    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     return token.encode()
 
 
-def check_key(request: Request) -> None:
-    """401 unless the request carries one of the service's keys (when it has any)."""
-    keys: list[bytes] = request.app.state.api_keys
+def check_authorization(keys: list[bytes], authorization: bytes | None) -> None:
+    """401 unless the `Authorization` header value carries one of `keys` (when there are any)."""
     if not keys:
         return
-    token = bearer_token(request)
+    token = bearer_token(authorization)
     if token is None or not key_matches(token, keys):
         raise Unauthorized()
+
+
+def check_key(request: Request) -> None:
+    """401 unless the request carries one of the service's keys (when it has any)."""
+    check_authorization(request.app.state.api_keys, header(request.scope["headers"], b"authorization"))
 
 
 async def require_api_key(request: Request) -> None:

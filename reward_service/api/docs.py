@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reward_service.schemas import ErrorBody
+
+if TYPE_CHECKING:
+    from reward_service.service.pipeline import RewardService
 
 _DESCRIPTIONS = {
     200: "Success",
@@ -52,11 +56,26 @@ DIRECT = "dispatched_by_middleware"
 E = TypeVar("E", bound=Callable[..., Any])
 
 
-def scoring_route(endpoint: E) -> E:
-    """Mark a scoring route's endpoint `(request, service) -> Response` for the middleware to call itself
-    (`ServiceMiddleware.dispatch`); FastAPI's route for it describes it in /openapi.json."""
-    setattr(endpoint, DIRECT, True)
-    return endpoint
+@dataclass(frozen=True)
+class ScoringRoute:
+    """How the service answers a scoring route past FastAPI (`middleware.ServiceMiddleware.answer`):
+    `score(service, data, started)` makes the 200 body from the request's JSON (raising a ServiceError
+    for anything else), `field` is the body's list that the item limit counts."""
+
+    score: Callable[[RewardService, Any, float], Awaitable[bytes]]
+    field: str
+
+
+def scoring_route(score: Callable[[RewardService, Any, float], Awaitable[bytes]], field: str) -> Callable[[E], E]:
+    """Mark a scoring route's endpoint with the `ScoringRoute` the middleware answers it by; FastAPI's
+    route describes it in /openapi.json (and answers it alike when the middleware does not: see
+    tests/reward_service/api/test_api_dispatch.py)."""
+
+    def mark(endpoint: E) -> E:
+        setattr(endpoint, DIRECT, ScoringRoute(score, field))
+        return endpoint
+
+    return mark
 
 
 def request_body(schema_name: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from reward_service.api.docs import request_body, responses, scoring_route
 from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
 from reward_service.service.errors import Unavailable
-from reward_service.service.pipeline import InvalidReferences
+from reward_service.service.pipeline import InvalidReferences, RewardService
 
 router = APIRouter()
 
@@ -54,20 +54,15 @@ def _labels(req: OpenRLHFRequest) -> list[Any]:
     return references
 
 
-@router.post(
-    "/get_reward",
-    summary="OpenRLHF remote reward",
-    response_model=OpenRLHFResponse,
-    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
-    openapi_extra=request_body("OpenRLHFRequest"),
-)
-@scoring_route
-async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
-    req = parse_model(OpenRLHFRequest, await read_json(request, "query", service.settings.max_items))
+async def score_openrlhf(service: RewardService, data: Any, started: float) -> bytes:
+    """The 200 body for a /get_reward request's JSON `data`, within the request deadline counted from
+    `started` (monotonic clock); a ServiceError for a request that gets another answer."""
+    req = parse_model(OpenRLHFRequest, data)
+    del data
     references = _labels(req)
     items = [(completion_of(q, p), ref, None) for q, p, ref in zip(req.query, req.prompts, references, strict=True)]
     try:
-        batch = await service.score(items, service.default_config, False, request.scope["state"]["started"])
+        batch = await service.score(items, service.default_config, False, started)
     except InvalidReferences as exc:
         raise invalid_references(exc.errors, lambda i: ["labels", i], lambda i: f"labels[{i}]") from None
     results: list[dict[str, Any]] = batch.results  # type: ignore[assignment]  # all filled by score
@@ -85,4 +80,18 @@ async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
         "extra_logs": {**{c: [float(r["components"][c] or 0.0) for r in results] for c in COMPONENTS},
                        "masked": [1.0 if r["mask"] else 0.0 for r in results]},
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+    return orjson.dumps(body)
+
+
+@router.post(
+    "/get_reward",
+    summary="OpenRLHF remote reward",
+    response_model=OpenRLHFResponse,
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
+    openapi_extra=request_body("OpenRLHFRequest"),
+)
+@scoring_route(score_openrlhf, "query")
+async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
+    body = await score_openrlhf(service, await read_json(request, "query", service.settings.max_items),
+                                request.scope["state"]["started"])
+    return Response(body, media_type="application/json")

@@ -46,22 +46,15 @@ def _resolve_config(service: RewardService, req: ScoringRequest) -> RewardConfig
         raise invalid(f"invalid config: {exc}", [(["config"], str(exc), "config_error")]) from None
 
 
-@router.post(
-    "/v1/rewards",
-    summary="Score a batch of rollouts",
-    response_model=RewardsResponse,
-    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
-    openapi_extra=request_body("RewardsRequest"),
-)
-@scoring_route
-async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
-    data = await read_json(request, "items", service.settings.max_items)
+async def score_rewards(service: RewardService, data: Any, started: float) -> bytes:
+    """The 200 body for a /v1/rewards request's JSON `data`, within the request deadline counted from
+    `started` (monotonic clock); a ServiceError for a request that gets another answer."""
     req = read_valid_request(data) or ScoringRequest.of(parse_model(RewardsRequest, data))
     del data  # the request's values live on in `req`; the rest can go now
     _check_request(req)
     config = _resolve_config(service, req)
     try:
-        batch = await service.score(req.items, config, req.explain, request.scope["state"]["started"])
+        batch = await service.score(req.items, config, req.explain, started)
     except InvalidReferences as exc:
         raise invalid_references(exc.errors, lambda i: ["items", i, "reference"],
                                  lambda i: f"item {i} (id {req.ids[i]!r})") from None
@@ -79,5 +72,18 @@ async def post_rewards(request: Request, service: ScoringServiceDep) -> Response
         for item_id, group_id, r, adv, cached in zip(req.ids, req.group_ids, results, advantages, batch.cached,
                                                      strict=True)
     ]
-    body = {"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return orjson.dumps({"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out})
+
+
+@router.post(
+    "/v1/rewards",
+    summary="Score a batch of rollouts",
+    response_model=RewardsResponse,
+    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
+    openapi_extra=request_body("RewardsRequest"),
+)
+@scoring_route(score_rewards, "items")
+async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
+    body = await score_rewards(service, await read_json(request, "items", service.settings.max_items),
+                               request.scope["state"]["started"])
+    return Response(body, media_type="application/json")

@@ -103,7 +103,7 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_level)
     app = create_app(settings)
     drain_timeout = settings.request_deadline_s + 5.0
-    protocol = DeadlineHttpProtocol.with_deadlines(settings.header_timeout_s, settings.body_timeout_s)
+    protocol = DeadlineHttpProtocol.with_deadlines(settings.header_timeout_s, settings.body_timeout_s, app.front)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             http=protocol, lifespan="on", server_header=False,
                             proxy_headers=False,  # nothing reads the client's address; saves ~3% per request

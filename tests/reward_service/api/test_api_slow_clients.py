@@ -45,14 +45,17 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 HEAD = b"POST /v1/rewards HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+# A body the HTTP protocol reads itself (protocol._Exchange), and one read the ASGI way.
+BODY_SIZES = pytest.mark.parametrize("size", [10_000, 100_000], ids=["protocol", "asgi"])
 
 
-def test_a_client_that_hangs_up_mid_body_is_a_disconnect_not_a_500(server):
+@BODY_SIZES
+def test_a_client_that_hangs_up_mid_body_is_a_disconnect_not_a_500(server, size):
     client, service = server
     before_499, before_500 = requests_with_code(client, "499"), requests_with_code(client, "500")
     for _ in range(3):
         with connect(service) as sock:
-            sock.sendall(HEAD % 10_000 + b'{"items": [' + b" " * 100)
+            sock.sendall(HEAD % size + b'{"items": [' + b" " * 100)
         time.sleep(0.05)
     deadline = time.monotonic() + 5
     while requests_with_code(client, "499") < before_499 + 3:
@@ -82,11 +85,12 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(server
         assert status == 408 and time.monotonic() - start < 3
 
 
-def test_a_body_that_trickles_is_cut_at_the_body_deadline_and_counted_408(server):
+@BODY_SIZES
+def test_a_body_that_trickles_is_cut_at_the_body_deadline_and_counted_408(server, size):
     client, service = server
     before = requests_with_code(client, "408")
     with connect(service) as sock:
-        sock.sendall(HEAD % 1000 + b'{"items"')
+        sock.sendall(HEAD % size + b'{"items"')
         start = time.monotonic()
         status, headers, body = parse_response(read_all(sock))
         assert time.monotonic() - start < 3
