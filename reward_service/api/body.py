@@ -3,7 +3,7 @@
 Routes read the raw body instead of letting FastAPI parse it: orjson is several times faster than
 the json module on megabyte batches, the item count is checked before any model is built, and the
 422 detail is shaped (and kept free of the client's input) here. /openapi.json still describes the
-bodies: see `app.request_body`.
+bodies: see `docs.request_body`.
 """
 
 from __future__ import annotations

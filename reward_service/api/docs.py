@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from reward_service.api.body import read_json
+from reward_service.api.deps import ScoringServiceDep
 from reward_service.schemas import ErrorBody
 
 if TYPE_CHECKING:
@@ -53,9 +59,6 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 DIRECT = "dispatched_by_middleware"
-E = TypeVar("E", bound=Callable[..., Any])
-
-
 @dataclass(frozen=True)
 class ScoringRoute:
     """How the service answers a scoring route past FastAPI (`middleware.ServiceMiddleware.answer`):
@@ -66,16 +69,23 @@ class ScoringRoute:
     field: str
 
 
-def scoring_route(score: Callable[[RewardService, Any, float], Awaitable[bytes]], field: str) -> Callable[[E], E]:
-    """Mark a scoring route's endpoint with the `ScoringRoute` the middleware answers it by; FastAPI's
-    route describes it in /openapi.json (and answers it alike when the middleware does not: see
-    tests/reward_service/api/test_api_dispatch.py)."""
+def add_scoring_route(router: APIRouter, path: str, name: str, summary: str, response_model: type[BaseModel],
+                      score: Callable[[RewardService, Any, float], Awaitable[bytes]], field: str) -> None:
+    """Declare the scoring route `path` on `router`: its FastAPI endpoint `name`, marked with the
+    `ScoringRoute` the middleware answers it by. FastAPI's route describes it in /openapi.json (the
+    request body by the schema named after `response_model`'s request: see `request_body`), and answers
+    it alike when the middleware does not (tests/reward_service/api/test_api_dispatch.py)."""
 
-    def mark(endpoint: E) -> E:
-        setattr(endpoint, DIRECT, ScoringRoute(score, field))
-        return endpoint
+    async def endpoint(request: Request, service: ScoringServiceDep) -> Response:
+        data = await read_json(request, field, service.settings.max_items)
+        return Response(await score(service, data, request.scope["state"]["started"]), media_type="application/json")
 
-    return mark
+    endpoint.__name__ = endpoint.__qualname__ = name  # FastAPI's operation id
+    setattr(endpoint, DIRECT, ScoringRoute(score, field))
+    request_schema = response_model.__name__.removesuffix("Response") + "Request"
+    router.post(path, summary=summary, response_model=response_model,
+                responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
+                openapi_extra=request_body(request_schema))(endpoint)
 
 
 def request_body(schema_name: str) -> dict[str, Any]:

@@ -15,12 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import APIRouter
 
-from reward_service.api.body import invalid, invalid_references, parse_model, read_json
-from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses, scoring_route
+from reward_service.api.body import invalid, invalid_references, parse_model
+from reward_service.api.docs import add_scoring_route
 from reward_service.schemas import OpenRLHFRequest, OpenRLHFResponse
 from reward_service.scoring import COMPONENTS
 from reward_service.service.errors import Unavailable
@@ -83,15 +81,5 @@ async def score_openrlhf(service: RewardService, data: Any, started: float) -> b
     return orjson.dumps(body)
 
 
-@router.post(
-    "/get_reward",
-    summary="OpenRLHF remote reward",
-    response_model=OpenRLHFResponse,
-    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
-    openapi_extra=request_body("OpenRLHFRequest"),
-)
-@scoring_route(score_openrlhf, "query")
-async def get_reward(request: Request, service: ScoringServiceDep) -> Response:
-    body = await score_openrlhf(service, await read_json(request, "query", service.settings.max_items),
-                                request.scope["state"]["started"])
-    return Response(body, media_type="application/json")
+add_scoring_route(router, "/get_reward", "get_reward", "OpenRLHF remote reward", OpenRLHFResponse, score_openrlhf,
+                  "query")

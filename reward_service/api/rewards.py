@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import APIRouter
 
-from reward_service.api.body import invalid, invalid_references, parse_model, read_json
-from reward_service.api.deps import ScoringServiceDep
-from reward_service.api.docs import request_body, responses, scoring_route
+from reward_service.api.body import invalid, invalid_references, parse_model
+from reward_service.api.docs import add_scoring_route
 from reward_service.api.request import ScoringRequest, read_valid_request
 from reward_service.schemas import RewardsRequest, RewardsResponse
 from reward_service.scoring import ConfigError, RewardConfig
@@ -75,15 +73,5 @@ async def score_rewards(service: RewardService, data: Any, started: float) -> by
     return orjson.dumps({"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out})
 
 
-@router.post(
-    "/v1/rewards",
-    summary="Score a batch of rollouts",
-    response_model=RewardsResponse,
-    responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
-    openapi_extra=request_body("RewardsRequest"),
-)
-@scoring_route(score_rewards, "items")
-async def post_rewards(request: Request, service: ScoringServiceDep) -> Response:
-    body = await score_rewards(service, await read_json(request, "items", service.settings.max_items),
-                               request.scope["state"]["started"])
-    return Response(body, media_type="application/json")
+add_scoring_route(router, "/v1/rewards", "post_rewards", "Score a batch of rollouts", RewardsResponse, score_rewards,
+                  "items")
