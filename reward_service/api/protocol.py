@@ -281,6 +281,24 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         exchange.response_complete = True
         self.on_response_complete()
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the keep-alive timeout is the connection's read deadline (`_arm`), not a timer
+        made after every response and cancelled by the next request's first bytes. A next request already
+        being read keeps its own deadline."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._on_expiry is None:
+            self._arm(self.timeout_keep_alive, self._idle_too_long)
+
+    def _idle_too_long(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
     def _close_with(self, response: bytes) -> None:
         if not self.transport.is_closing():
             self.transport.write(response)

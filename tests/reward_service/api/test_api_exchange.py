@@ -61,9 +61,11 @@ def _sized(body: bytes) -> bytes:
     return _post(body, b"Content-Length: %d" % len(body))
 
 
-async def _serve(raw: bytes, hang_up: bool = False) -> tuple[bytes, bool, dict[str, int], int, dict[Any, int]]:
+async def _serve(raw: bytes, hang_up: bool = False, keep_alive_s: float = 5.0,
+                 idle_s: float = 0.0) -> tuple[bytes, bool, dict[str, int], int, dict[Any, int]]:
     """Feed `raw` to one connection of the service's protocol (its workers never started, so a scoring
-    request is answered 503 either way), then maybe lose the connection. Returns what was written,
+    request is answered 503 either way), then maybe lose the connection, or wait `idle_s` once every
+    request is answered (the keep-alive timeout is `keep_alive_s`). Returns what was written,
     whether the connection was closed, how many requests took each way, the body bytes still held in the
     service's budget, and the requests counted by (route, code)."""
     app = create_app(settings(workers=1))
@@ -81,7 +83,7 @@ async def _serve(raw: bytes, hang_up: bool = False) -> tuple[bytes, bool, dict[s
 
     front.exchange = counted_exchange  # type: ignore[method-assign]
     config = uvicorn.Config(counted_app, lifespan="off", log_config=None, access_log=False, server_header=False,
-                            date_header=False, proxy_headers=False)
+                            date_header=False, proxy_headers=False, timeout_keep_alive=keep_alive_s)
     config.load()
     protocol = DeadlineHttpProtocol.with_deadlines(10.0, 30.0, front)(config=config, server_state=ServerState(),
                                                                       app_state={})
@@ -94,6 +96,8 @@ async def _serve(raw: bytes, hang_up: bool = False) -> tuple[bytes, bool, dict[s
         if not protocol.tasks:
             break
         await asyncio.gather(*protocol.tasks)
+    await asyncio.sleep(idle_s)
+    assert protocol.timeout_keep_alive_task is None  # uvicorn's own keep-alive timer is never made
     service = app.state.service
     return bytes(transport.written), transport.closed, ways, service.body_bytes_held, service.metrics.requests._counts
 
@@ -138,3 +142,18 @@ def test_a_client_that_hangs_up_before_its_body_is_in_is_counted_499_and_its_bud
     written, _, ways, held, counted = asyncio.run(_serve(raw, hang_up=True))
     assert written == b"" and ways == {"protocol": 0, "asgi": 0}
     assert held == 0 and counted == {("/v1/rewards", 499): 1}
+
+
+@pytest.mark.parametrize("way", ["protocol", "asgi"])
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(way):
+    raw = _sized(BODY) if way == "protocol" else _post(BODY, b"Content-Length: %d" % len(BODY), target=b"/v1/rewards?x")
+    _, closed, ways, _, _ = asyncio.run(_serve(raw, keep_alive_s=0.05, idle_s=0.01))
+    assert ways[way] == 1 and not closed  # answered, and not idle long enough yet
+    _, closed, _, _, _ = asyncio.run(_serve(raw, keep_alive_s=0.05, idle_s=0.3))
+    assert closed
+
+
+def test_a_next_request_already_arriving_keeps_its_header_deadline_not_the_keep_alive_timeout():
+    raw = _sized(BODY) + b"POST /v1/rewards HTTP/1.1\r\nHost: te"  # the next request's headers, begun
+    written, closed, _, _, _ = asyncio.run(_serve(raw, keep_alive_s=0.05, idle_s=0.3))
+    assert not closed and written.count(b"HTTP/1.1") == 1
