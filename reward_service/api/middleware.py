@@ -170,7 +170,7 @@ class ServiceMiddleware:
                        started_at: float) -> tuple[int, Headers, bytes]:
         """The whole exchange of a scoring request whose body the HTTP protocol has read (Content-Length,
         counted in the body budget by `hold_body`): as `__call__` then `answer` would make it, without an
-        ASGI cycle, Starlette objects or a second task. `started`: perf_counter, `started_at`: monotonic,
+        ASGI cycle or Starlette objects. `started`: perf_counter, `started_at`: monotonic,
         when its headers were in. Returns the response: status, headers (X-Request-ID included), body."""
         rid, id_header = request_id(header(headers, b"x-request-id"))
         token = request_id_var.set(rid)

@@ -14,9 +14,10 @@ it and hands it to the service's front (`ServiceMiddleware.exchange`: the same i
 answer, metrics and log as the ASGI way), then writes the response itself (`_Exchange`). uvicorn's
 request cycle, its task, the ASGI messages and Starlette's request and response objects cost about a
 third of the service process's own work on a one-item request (in-process harness, 2026-11-30: 43-49
-against 66-71 us a request); in the running service, one-item requests per second rose by a quarter to a
-half (wrk, 64 connections, two services side by side). Everything else (other routes, bigger or
-chunked bodies, Expect, HTTP/1.0, a request pipelined behind another) takes uvicorn's ASGI way.
+against 66-71 us a request); in the running service under wrk its CPU per one-item request fell from
+152-163 to 122-125 us, and `reward-service bench --mode http` read 13-31% more one-item requests per
+second (README, round five). Everything else (other routes, bigger or chunked bodies, Expect, HTTP/1.0,
+a request pipelined behind another) takes uvicorn's ASGI way.
 tests/reward_service/api/test_api_exchange.py checks both ways answer alike.
 """
 
