@@ -69,11 +69,12 @@ class ScoringRoute:
     field: str
 
 
-def add_scoring_route(router: APIRouter, path: str, name: str, summary: str, response_model: type[BaseModel],
-                      score: Callable[[RewardService, Any, float], Awaitable[bytes]], field: str) -> None:
+def add_scoring_route(router: APIRouter, path: str, name: str, summary: str, request_model: type[BaseModel],
+                      response_model: type[BaseModel], score: Callable[[RewardService, Any, float], Awaitable[bytes]],
+                      field: str) -> None:
     """Declare the scoring route `path` on `router`: its FastAPI endpoint `name`, marked with the
-    `ScoringRoute` the middleware answers it by. FastAPI's route describes it in /openapi.json (the
-    request body by the schema named after `response_model`'s request: see `request_body`), and answers
+    `ScoringRoute` the middleware answers it by. FastAPI's route describes it in /openapi.json (its
+    body by `request_model`'s schema: see `request_body`), and answers
     it alike when the middleware does not (tests/reward_service/api/test_api_dispatch.py)."""
 
     async def endpoint(request: Request, service: ScoringServiceDep) -> Response:
@@ -82,10 +83,9 @@ def add_scoring_route(router: APIRouter, path: str, name: str, summary: str, res
 
     endpoint.__name__ = endpoint.__qualname__ = name  # FastAPI's operation id
     setattr(endpoint, DIRECT, ScoringRoute(score, field))
-    request_schema = response_model.__name__.removesuffix("Response") + "Request"
     router.post(path, summary=summary, response_model=response_model,
                 responses=responses(400, 401, 408, 413, 415, 422, 429, 500, 503),
-                openapi_extra=request_body(request_schema))(endpoint)
+                openapi_extra=request_body(request_model.__name__))(endpoint)
 
 
 def request_body(schema_name: str) -> dict[str, Any]:

@@ -166,8 +166,8 @@ class ServiceMiddleware:
             return exc.status, _response_headers(result, extra), result
         return 200, _response_headers(result, []), result
 
-    async def exchange(self, scoring: ScoringRoute, path: str, headers: Headers, body: bytes, started: float,
-                       started_at: float) -> tuple[int, Headers, bytes]:
+    async def exchange(self, scoring: ScoringRoute, method: str, path: str, headers: Headers, body: bytes,
+                       started: float, started_at: float) -> tuple[int, Headers, bytes]:
         """The whole exchange of a scoring request whose body the HTTP protocol has read (Content-Length,
         counted in the body budget by `hold_body`): as `__call__` then `answer` would make it, without an
         ASGI cycle or Starlette objects. `started`: perf_counter, `started_at`: monotonic,
@@ -183,7 +183,7 @@ class ServiceMiddleware:
             response = error_body("internal_error", INTERNAL_ERROR_MESSAGE)
             response_headers = _response_headers(response, [])
         finally:
-            self.finish("POST", path, status, started, rid, len(body))
+            self.finish(method, path, status, started, rid, len(body))
             request_id_var.reset(token)
         response_headers.append((b"x-request-id", id_header))
         return status, response_headers, response

@@ -81,5 +81,5 @@ async def score_openrlhf(service: RewardService, data: Any, started: float) -> b
     return orjson.dumps(body)
 
 
-add_scoring_route(router, "/get_reward", "get_reward", "OpenRLHF remote reward", OpenRLHFResponse, score_openrlhf,
-                  "query")
+add_scoring_route(router, "/get_reward", "get_reward", "OpenRLHF remote reward", OpenRLHFRequest, OpenRLHFResponse,
+                  score_openrlhf, "query")

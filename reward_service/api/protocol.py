@@ -109,11 +109,13 @@ class _Exchange:
     RequestResponseCycle (`protocol.cycle`), with the attributes uvicorn's protocol reads there: a request
     pipelined behind it waits for `response_complete`, shutdown clears `keep_alive`."""
 
-    __slots__ = ("body", "disconnected", "headers", "keep_alive", "more_body", "path", "response_complete",
+    __slots__ = ("body", "disconnected", "headers", "keep_alive", "method", "more_body", "path", "response_complete",
                  "response_started", "scoring", "size", "started", "started_at")
     message_event = _NoEvent()
 
-    def __init__(self, path: str, scoring: ScoringRoute, headers: Headers, size: int, keep_alive: bool) -> None:
+    def __init__(self, method: str, path: str, scoring: ScoringRoute, headers: Headers, size: int,
+                 keep_alive: bool) -> None:
+        self.method = method
         self.path = path
         self.scoring = scoring
         self.headers = headers
@@ -135,8 +137,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
     body_timeout_s = 30.0
     front: ServiceMiddleware | None = None
-    # (method, exact request target) -> (path, route) of the scoring routes `front` answers
-    _exchanges: ClassVar[dict[tuple[bytes, bytes], tuple[str, ScoringRoute]]] = {}
+    # (method, exact request target) -> (method, path, route) of the scoring routes `front` answers
+    _exchanges: ClassVar[dict[tuple[bytes, bytes], tuple[str, str, ScoringRoute]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,7 +156,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     @classmethod
     def with_deadlines(cls, header_timeout_s: float, body_timeout_s: float,
                        front: ServiceMiddleware | None = None) -> type[DeadlineHttpProtocol]:
-        exchanges = {} if front is None else {(method.encode(), path.encode()): (path, scoring)
+        exchanges = {} if front is None else {(method.encode(), path.encode()): (method, path, scoring)
                                               for (method, path), scoring in front.direct.items()}
         return type("DeadlineHttpProtocol", (cls,), {"header_timeout_s": header_timeout_s,
                                                      "body_timeout_s": body_timeout_s,
@@ -236,8 +238,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         assert self.front is not None
         if size is None or size > EXCHANGE_BODY_MAX or not self.front.hold_body(size):
             return None
-        path, scoring = target
-        return _Exchange(path, scoring, self.headers, size, self.parser.should_keep_alive())
+        method, path, scoring = target
+        return _Exchange(method, path, scoring, self.headers, size, self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
@@ -264,8 +266,9 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         after a response (a pipelined request, or the keep-alive timeout)."""
         assert self.front is not None
         body, exchange.body = bytes(exchange.body), bytearray()
-        status, headers, response = await self.front.exchange(exchange.scoring, exchange.path, exchange.headers,
-                                                              body, exchange.started, exchange.started_at)
+        status, headers, response = await self.front.exchange(exchange.scoring, exchange.method, exchange.path,
+                                                              exchange.headers, body, exchange.started,
+                                                              exchange.started_at)
         exchange.response_started = True
         if self.flow.write_paused and not self.transport.is_closing():
             await self.flow.drain()  # the client reads slower than it asks

@@ -73,5 +73,5 @@ async def score_rewards(service: RewardService, data: Any, started: float) -> by
     return orjson.dumps({"reward_config_id": config.id, "scorer_version": SCORER_VERSION, "results": out})
 
 
-add_scoring_route(router, "/v1/rewards", "post_rewards", "Score a batch of rollouts", RewardsResponse, score_rewards,
-                  "items")
+add_scoring_route(router, "/v1/rewards", "post_rewards", "Score a batch of rollouts", RewardsRequest, RewardsResponse,
+                  score_rewards, "items")
