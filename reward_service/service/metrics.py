@@ -27,19 +27,30 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-class LabelledChildren:
-    """A labelled metric's children by label values, each looked up once: prometheus_client's `labels`
-    takes a lock and builds a key on every call, which shows on the per-request path."""
+class LabelledCounter(Collector):
+    """A labelled counter kept in a plain dict: prometheus_client's Counter takes a lock per `labels` and
+    per `inc`, and `merge_items` adds to it for every answered request, on the event loop (where /metrics
+    is served too, so no lock is needed)."""
 
-    def __init__(self, metric: Counter) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Counter] = {}
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str],
+                 initial: Iterable[tuple[str, ...]] = ()) -> None:
+        self._name = name
+        self._doc = documentation
+        self._labelnames = list(labelnames)
+        self._counts: dict[tuple[str, ...], float] = dict.fromkeys(initial, 0)  # series shown from the start
 
-    def __call__(self, *labels: str) -> Counter:
-        child = self._children.get(labels)
-        if child is None:
-            child = self._children[labels] = self._metric.labels(*labels)
-        return child
+    def add(self, labels: tuple[str, ...], n: float) -> None:
+        counts = self._counts
+        counts[labels] = counts.get(labels, 0) + n
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self._name, self._doc, labels=self._labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self._name, self._doc, labels=self._labelnames)
+        for labels, n in sorted(self._counts.items()):
+            family.add_metric(list(labels), n)
+        return [family]
 
 
 class BatchHistogram(Collector):
@@ -136,16 +147,13 @@ class ServiceMetrics:
         r.register(self.requests)
         self.inflight_requests = Gauge("reward_service_inflight_requests", "HTTP requests being served",
                                        registry=r)
-        self.items = Counter("reward_service_items", "Items answered, by task type and status (cached included)",
-                             ["task_type", "status"], registry=r)
-        self.notes = Counter("reward_service_notes", "Reward-spec notes given to scored items, by note word",
-                             ["note"], registry=r)
-        for word in (*NOTE_WORDS, "other"):
-            self.notes.labels(word)
-        self.cache_requests = Counter("reward_service_cache_requests", "Cache look-ups of items, by result",
-                                      ["result"], registry=r)
-        for result in CACHE_RESULTS:
-            self.cache_requests.labels(result)
+        self.items = LabelledCounter("reward_service_items",
+                                     "Items answered, by task type and status (cached included)",
+                                     ["task_type", "status"])
+        self.notes = LabelledCounter("reward_service_notes", "Reward-spec notes given to scored items, by note word",
+                                     ["note"], [(word,) for word in (*NOTE_WORDS, "other")])
+        self.cache_requests = LabelledCounter("reward_service_cache_requests", "Cache look-ups of items, by result",
+                                              ["result"], [(result,) for result in CACHE_RESULTS])
         self.cache_faults = Counter("reward_service_cache_faults",
                                     "Cache backend faults (the items were scored anyway), by operation and kind",
                                     ["operation", "kind"], registry=r)
@@ -166,12 +174,11 @@ class ServiceMetrics:
                                         ["task_type", "component"], COMPONENT_BUCKETS)
         self.reward = BatchHistogram("reward_service_reward", "Total reward of scored items, by task type",
                                      ["task_type"], REWARD_BUCKETS)
-        for collector in (self.item_duration, self.component, self.reward):
+        for collector in (self.items, self.notes, self.cache_requests, self.item_duration, self.component, self.reward):
             r.register(collector)
         self.build = Info("reward_service_build", "Scorer version and default reward config of this build",
                           registry=r)
         self.build.info({"version": version, "scorer_version": scorer_version, "reward_config_id": reward_config_id})
-        self._item_children, self._note_children = LabelledChildren(self.items), LabelledChildren(self.notes)
 
     def bind_gauges(self, requests: Callable[[], float], inflight: Callable[[], float], queued: Callable[[], float],
                     workers: Callable[[], float]) -> None:
@@ -184,10 +191,12 @@ class ServiceMetrics:
     def merge_items(self, stats: ItemStats) -> None:
         """Add `stats`: once per answered request (its item counts, and what the service answered itself),
         and once per chunk a worker scored (the histograms of that work)."""
-        for (task, status), n in stats.items.items():
-            self._item_children(task, status).inc(n)
+        items = self.items
+        for labels, n in stats.items.items():
+            items.add(labels, n)
+        notes = self.notes
         for word, n in stats.notes.items():
-            self._note_children(word).inc(n)
+            notes.add((word,), n)
         for task, per_component in stats.components.items():
             for component, counts in per_component.items():
                 self.component.merge((task, component), counts)

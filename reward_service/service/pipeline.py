@@ -208,7 +208,7 @@ class RewardService:
         values = await self.cache.get_many([batch.keys[i] for i in wanted])  # type: ignore[misc]
         counter = self.metrics.cache_requests
         if values is None:
-            counter.labels("error").inc(len(wanted))
+            counter.add(("error",), len(wanted))
             return batch
         hits = batch.stats
         for i, value in zip(wanted, values, strict=True):
@@ -220,8 +220,8 @@ class RewardService:
                 key = (task_label(items[i][1]), result["status"])
                 hits.items[key] = hits.items.get(key, 0) + 1
         n_hits = sum(hits.items.values())
-        counter.labels("hit").inc(n_hits)
-        counter.labels("miss").inc(len(wanted) - n_hits)
+        counter.add(("hit",), n_hits)
+        counter.add(("miss",), len(wanted) - n_hits)
         return batch
 
     async def complete(self, batch: Batch, deadline_at: float) -> None:
