@@ -289,7 +289,8 @@ class WorkerPool:
             return Scored([], ItemStats(), [])
         if self._queue.queued + len(items) > self._max_queued:
             raise PoolOverloaded(self.retry_after_s())
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # set by start (`ready` says it ran); asyncio.get_running_loop costs a getpid call
+        assert loop is not None
         future: asyncio.Future[None] = loop.create_future()
         job = Job(items, config, explain, partial(self._job_done, future))
         self._queue.add(job)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ from service_fixtures import (
     settings,
 )
 
+from reward_service.api.middleware import request_id
 from reward_service.schemas import ConfigResponse, ErrorBody, OpenRLHFResponse, RewardsResponse
 from reward_service.scoring import COMPONENTS, RewardConfig
 from reward_service.version import SCORER_VERSION
@@ -236,6 +239,21 @@ def test_retry_is_served_from_cache_with_the_same_rewards(client):
     assert [r["cached"] for r in second] == [True, True]
     for a, b in zip(first, second, strict=True):
         assert {k: v for k, v in a.items() if k != "cached"} == {k: v for k, v in b.items() if k != "cached"}
+
+
+def test_made_request_ids_are_32_hex_digits_unique_and_a_forked_process_makes_its_own():
+    ids = [request_id(None)[0] for _ in range(3)]
+    assert all(re.fullmatch("[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == 3
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids must not repeat the parent's (a counter from the same start would)
+        os.write(write, request_id(None)[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert re.fullmatch("[0-9a-f]{32}", child) and child[:16] != ids[0][:16]
 
 
 def test_request_id_is_echoed_or_made(client):
