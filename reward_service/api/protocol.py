@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from reward_service.api.docs import ScoringRoute
-from reward_service.api.middleware import TIMED_OUT, Headers, ServiceMiddleware
+from reward_service.api.middleware import TIMED_OUT, Headers, ServiceMiddleware, request_id
 from reward_service.service.errors import error_body
 
 # The biggest body the protocol reads itself for a scoring request (`_Exchange`): a one-item request is a
@@ -50,7 +49,7 @@ def _raw_error(status: int, reason: bytes, code: str, message: str) -> bytes:
         b"HTTP/1.1 %d %s\r\n" % (status, reason),
         b"content-type: application/json\r\n",
         b"content-length: %d\r\n" % len(body),
-        b"x-request-id: %s\r\n" % uuid.uuid4().hex.encode(),
+        b"x-request-id: %s\r\n" % request_id(None)[1],
         b"connection: close\r\n\r\n",
         body,
     ])

@@ -27,19 +27,27 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
+Labels = tuple[str | int, ...]  # label values; an int (a status code) is written as its decimal text
+
+
 class LabelledCounter(Collector):
     """A labelled counter kept in a plain dict: prometheus_client's Counter takes a lock per `labels` and
-    per `inc`, and `merge_items` adds to it for every answered request, on the event loop (where /metrics
-    is served too, so no lock is needed)."""
+    per `inc`, and the service adds to its counters for every answered request, on the event loop (where
+    /metrics is served too, so no lock is needed)."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str],
-                 initial: Iterable[tuple[str, ...]] = ()) -> None:
+                 initial: Iterable[Labels] = ()) -> None:
         self._name = name
         self._doc = documentation
         self._labelnames = list(labelnames)
-        self._counts: dict[tuple[str, ...], float] = dict.fromkeys(initial, 0)  # series shown from the start
+        self._counts: dict[Labels, float] = dict.fromkeys(initial, 0)  # series shown from the start
 
-    def add(self, labels: tuple[str, ...], n: float) -> None:
+    @property
+    def counts(self) -> dict[Labels, float]:
+        """The counts by label values (a view: the counter's own dict)."""
+        return self._counts
+
+    def add(self, labels: Labels, n: float) -> None:
         counts = self._counts
         counts[labels] = counts.get(labels, 0) + n
 
@@ -49,7 +57,7 @@ class LabelledCounter(Collector):
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self._name, self._doc, labels=self._labelnames)
         for labels, n in sorted(self._counts.items()):
-            family.add_metric(list(labels), n)
+            family.add_metric([str(value) for value in labels], n)
         return [family]
 
 
@@ -96,18 +104,18 @@ def _histogram_family(name: str, documentation: str, labelnames: list[str], boun
 
 
 class RequestMetrics(Collector):
-    """`reward_service_requests_total` by (route, code) and `reward_service_request_duration_seconds` by
-    route, counted with plain dict and list operations: prometheus_client's Counter.inc and
-    Histogram.observe take a lock each and walk the buckets in Python, about 2% of the service process's
-    samples on one-item requests (py-spy, in-process harness, 2026-11-30). Everything here runs on the
-    event loop (/metrics is served there too)."""
+    """`reward_service_requests_total` by (route, code) (a `LabelledCounter`) and
+    `reward_service_request_duration_seconds` by route, counted with plain dict and list operations:
+    prometheus_client's Counter.inc and Histogram.observe take a lock each and walk the buckets in
+    Python, about 2% of the service process's samples on one-item requests (py-spy, in-process harness,
+    2026-11-30). Everything here runs on the event loop (/metrics is served there too)."""
 
-    _REQUESTS = ("reward_service_requests", "HTTP requests answered, by route and status code")
     _DURATION = ("reward_service_request_duration_seconds", "HTTP request duration, by route")
 
     def __init__(self) -> None:
         self._bounds = [_le(b) for b in REQUEST_BUCKETS] + ["+Inf"]
-        self._counts: dict[tuple[str, int], int] = {}
+        self._requests = LabelledCounter("reward_service_requests", "HTTP requests answered, by route and status code",
+                                         ["route", "code"])
         self._durations: dict[str, list[float]] = {}  # route -> a count per bucket, one for +Inf, the sum
 
     def add_routes(self, routes: Iterable[str]) -> None:
@@ -115,25 +123,24 @@ class RequestMetrics(Collector):
         for route in routes:
             self._durations.setdefault(route, [0.0] * (len(REQUEST_BUCKETS) + 2))
 
+    @property
+    def counts(self) -> dict[Labels, float]:
+        """Requests answered by (route, code)."""
+        return self._requests.counts
+
     def count(self, route: str, code: int, seconds: float) -> None:
         """One request answered: `route` must be one of `add_routes`'."""
-        counts = self._counts
-        key = (route, code)
-        counts[key] = counts.get(key, 0) + 1
+        self._requests.add((route, code), 1)
         histogram = self._durations[route]
         histogram[bisect_left(REQUEST_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
     def describe(self) -> Iterable[Metric]:
-        return [CounterMetricFamily(*self._REQUESTS, labels=["route", "code"]),
-                HistogramMetricFamily(*self._DURATION, labels=["route"])]
+        return [*self._requests.describe(), HistogramMetricFamily(*self._DURATION, labels=["route"])]
 
     def collect(self) -> Iterable[Metric]:
-        requests = CounterMetricFamily(*self._REQUESTS, labels=["route", "code"])
-        for (route, code), n in sorted(self._counts.items()):
-            requests.add_metric([route, str(code)], n)
         durations = [((route,), list(counts)) for route, counts in self._durations.items()]
-        return [requests, _histogram_family(*self._DURATION, ["route"], self._bounds, durations)]
+        return [*self._requests.collect(), _histogram_family(*self._DURATION, ["route"], self._bounds, durations)]
 
 
 class ServiceMetrics:

@@ -99,7 +99,7 @@ async def _serve(raw: bytes, hang_up: bool = False, keep_alive_s: float = 5.0,
     await asyncio.sleep(idle_s)
     assert protocol.timeout_keep_alive_task is None  # uvicorn's own keep-alive timer is never made
     service = app.state.service
-    return bytes(transport.written), transport.closed, ways, service.body_bytes_held, service.metrics.requests._counts
+    return bytes(transport.written), transport.closed, ways, service.body_bytes_held, service.metrics.requests.counts
 
 
 BODY = b'{"items": [{"id": "a", "completion": "x", "reference": {"task_type": "numerical", "answer": 1}}]}'
