@@ -187,7 +187,9 @@ class JobQueue:
                counts: dict[int, dict[tuple[str, str], int]], invalid: dict[int, str]) -> None:
         """Results of a chunk's items from `offset` on, as its worker reported them (None, with the reason
         in `invalid` by index in the chunk, for an invalid reference), and their counts by (task, status)
-        by segment (`Chunk.segments`)."""
+        by segment (`Chunk.segments`). A job they complete is finished now: a chunk of coalesced requests
+        reports each request's results soon after it is done (workers/process.py: `_score_chunk`), and
+        its request is answered then, not when the chunk's last item is done."""
         for k, ((job, position), result) in enumerate(zip(chunk.slots[offset:offset + len(results)], results,
                                                            strict=True)):
             if not job.done:
@@ -203,12 +205,9 @@ class JobQueue:
                 if not job.done:
                     job.stats.count(segment_counts)
         chunk.reported = offset + len(results)
-
-    def complete(self, chunk: Chunk) -> None:
-        """The chunk's worker said it is done: finish the jobs it completed."""
-        for job in chunk.jobs():
-            if not job.done and job.remaining == 0:
-                self.finish(job)
+        for job, _ in chunk.slots[offset:chunk.reported]:
+            if job.remaining == 0:
+                self.finish(job)  # does nothing for a job already finished
 
     def settle(self, chunk: Chunk, index: int, status: str, message: str) -> None:
         """The chunk's worker was lost while scoring its item `index` (negative: none had started). That

@@ -406,7 +406,6 @@ class WorkerPool:
         self._item_seconds = 0.8 * self._item_seconds + 0.2 * (elapsed / max(1, len(chunk)))
         if worker.chunks:
             self._start_clock(worker)
-        self._queue.complete(chunk)
         self._dispatch()
 
     # ---------------------------------------------------------------- deadlines and lost workers

@@ -5,7 +5,8 @@ Messages are pickled tuples (`PICKLE` protocol) in multiprocessing.Connection's 
 * pool -> worker: `(seq, config_id, config_dict, explain, items, segments)` to score a chunk (segments:
   the lengths of its runs of items from one request), or `None` to stop;
 * worker -> pool: `("ready",)`, `("failed", reason)`, and for each chunk zero or more
-  `("part", seq, offset, results, counts, work, invalid)` then one `("done", ...)` alike: the results
+  `("part", seq, offset, results, counts, work, invalid)` (when the chunk is slow, and in a chunk of
+  coalesced requests as its requests are done: process.py) then one `("done", ...)` alike: the results
   of the chunk's items from `offset` on (None for an item whose reference is invalid, with the reason
   in `invalid`, by index in the chunk: it is the client's error, answered 422, never a result), their
   counts by (task, status) by segment index (each request's are its own: a request answered 422

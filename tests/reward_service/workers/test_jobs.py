@@ -35,7 +35,6 @@ def test_a_job_is_cut_into_chunks_and_finishes_when_every_result_is_in():
     assert [p for c in chunks for p in positions(c)] == list(range(10))
     for chunk in reversed(chunks):  # results may come back in any order
         queue.record(chunk, 0, [ok(p) for p in positions(chunk)], {}, {})
-        queue.complete(chunk)
     assert done == ["done"] and job.remaining == 0
     assert [r["reward"] for r in job.results] == [float(i) for i in range(10)]
 
@@ -53,7 +52,6 @@ def test_a_lost_worker_blames_only_the_item_it_was_scoring():
     assert positions(again) == [2] and again.attempts == 0  # back at the front, no attempt counted
     while again is not None:
         queue.record(again, 0, [ok(p) for p in positions(again)], {}, {})
-        queue.complete(again)
         again = queue.pop()
     assert done == ["done"] and [r["status"] for r in job.results] == ["ok", "timeout", "ok", "ok", "ok"]
     assert job.stats.items == {("multiple_choice", "timeout"): 1}
@@ -94,9 +92,29 @@ def test_small_jobs_queued_together_are_coalesced_into_one_chunk_and_batches_are
     assert second.jobs() == [job for job, _ in singles[4:]]  # stops before the batch's chunks
     assert all(queue.pop().only(batch) for _ in range(len(queue)))
     queue.record(first, 0, [ok(i) for i in range(4)], {2: {("multiple_choice", "ok"): 1}}, {})
-    queue.complete(first)
     assert all(done == ["done"] for _, done in singles[:4])
     assert singles[2][0].stats.items == {("multiple_choice", "ok"): 1} and singles[0][0].stats.items == {}
+
+
+def test_a_part_answers_the_coalesced_requests_it_completes_before_the_chunk_is_done():
+    # A worker reports a chunk of coalesced requests in parts, as its requests are done: each request is
+    # answered with its part, and its counts are kept, while the rest of the chunk is still being scored.
+    queue = JobQueue(workers=1, chunk_items=8)
+    one, one_done = job_of(1)
+    two, two_done = job_of(2)
+    last, last_done = job_of(1)
+    for job in (one, two, last):
+        queue.add(job)
+    chunk = queue.pop()
+    assert chunk.jobs() == [one, two, last]
+    queue.record(chunk, 0, [ok(0), ok(1)], {0: {("multiple_choice", "ok"): 1}, 1: {("multiple_choice", "ok"): 1}}, {})
+    assert one_done == ["done"] and one.stats.items == {("multiple_choice", "ok"): 1}
+    assert two_done == [] and two.remaining == 1  # half of its items are in: it waits for the rest
+    queue.record(chunk, 2, [ok(2), ok(3)], {1: {("multiple_choice", "ok"): 1}, 2: {("multiple_choice", "ok"): 1}}, {})
+    assert two_done == ["done"] and two.stats.items == {("multiple_choice", "ok"): 2}
+    assert [r["reward"] for r in two.results] == [1.0, 2.0]
+    assert last_done == ["done"] and one_done == ["done"]  # each finished once
+    assert not queue.jobs
 
 
 def test_a_lost_coalesced_chunk_blames_one_request_and_requeues_the_others():
@@ -117,7 +135,6 @@ def test_an_invalid_reference_is_reported_apart_never_as_a_result():
     queue.add(job)
     chunk = queue.pop()
     queue.record(chunk, 0, [None, ok(1)], {}, {0: "reference.answer: must be a finite number"})
-    queue.complete(chunk)
     assert done == ["done"] and job.invalid == [(0, "reference.answer: must be a finite number")]
     assert job.results[0] is None and job.results[1]["status"] == "ok"
 

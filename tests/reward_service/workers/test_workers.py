@@ -5,16 +5,20 @@ scorer in slow_scorer.py, whose completions can ask to be slow, stuck, fatal or 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import pickle
 import time
 
 import pytest
+import slow_scorer
 from service_fixtures import GOOD, MC_REF, NUM_REF, SLOW_SCORER
 
 from reward_service.scoring import RewardConfig
 from reward_service.workers.jobs import chunk_bounds
 from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
-from reward_service.workers.process import NICENESS
+from reward_service.workers.process import NICENESS, _score_chunk
+from reward_service.workers.protocol import DONE, PART, Progress
 
 CONFIG = RewardConfig.build()
 
@@ -333,16 +337,61 @@ def test_workers_run_as_batch_processes_so_waking_one_never_stalls_the_service()
     assert own_policy == os.SCHED_OTHER  # the service's own loop keeps the normal policy and priority
 
 
-def test_each_request_keeps_its_own_item_counts_and_the_work_of_a_chunk_is_reported_once():
+def test_each_request_keeps_its_own_item_counts_and_the_work_of_each_item_is_reported_once():
     async def body(pool, _):
         jobs = [pool.score(ok_items(1, tag=str(i)), CONFIG, False, 30.0) for i in range(6)]
-        return await asyncio.gather(*jobs)
+        return await asyncio.gather(*jobs), pool._seq
 
     reported = []
-    scored = run(body, on_scored=reported.append)
+    scored, chunks = run(body, on_scored=reported.append)
     assert [s.stats.items for s in scored] == [{("numerical", "ok"): 1}] * 6
     assert all(not s.stats.durations for s in scored)  # histograms are not carried per request
     durations = [sum(counts[:-1]) for stats in reported for counts in stats.durations.values()]
     rewards = [sum(counts[:-1]) for stats in reported for counts in stats.rewards.values()]
     assert sum(durations) == 6 and sum(rewards) == 6
-    assert len(reported) < 6  # one report per chunk: the six requests were coalesced
+    assert chunks < 6  # the six requests were coalesced
+
+
+def test_a_request_coalesced_with_a_slow_one_is_answered_when_it_is_done_not_with_the_chunk():
+    # One worker, three requests queued together: the first two share a chunk (the queue is cut in an
+    # equal share per free place: 3 items, 2 places). The first is answered when it is scored, not a
+    # second later with the slow one beside it.
+    async def body(pool, _):
+        finished: dict[str, float] = {}
+
+        async def request(name: str, completion: str) -> None:
+            await pool.score([(completion, MC_REF, None)], CONFIG, False, 30.0)
+            finished[name] = time.monotonic() - start
+
+        start = time.monotonic()
+        await asyncio.gather(request("quick", "SLEEP 0.01 <answer>B</answer>"),
+                             request("slow", "SLEEP 1.0 <answer>B</answer>"), request("next", GOOD))
+        return finished, pool._seq
+
+    finished, chunks = run(body, workers=1)
+    assert chunks == 2  # quick and slow in one chunk, next in the other
+    assert finished["quick"] < 0.5 and finished["slow"] >= 1.0
+    assert list(finished) == ["quick", "slow", "next"]
+
+
+class _Sent:
+    """A worker's end of the channel that keeps what the worker sends."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple] = []
+
+    def send_bytes(self, data: bytes) -> None:
+        self.messages.append(pickle.loads(data))
+
+
+def test_a_chunk_reports_in_parts_only_where_one_of_its_requests_ends():
+    items = [("SLEEP 0.002 <answer>B</answer>", MC_REF, None)] * 5
+    sent = _Sent()
+    _score_chunk(sent, 7, slow_scorer.score, items, [2, 1, 2], CONFIG, False, Progress(multiprocessing.get_context()))
+    assert [(kind, offset, len(results)) for kind, _, offset, results, *_ in sent.messages] == [
+        (PART, 0, 2), (PART, 2, 1), (DONE, 3, 2)]
+    assert [counts for *_, counts, _, _ in sent.messages] == [
+        {0: {("multiple_choice", "ok"): 2}}, {1: {("multiple_choice", "ok"): 1}}, {2: {("multiple_choice", "ok"): 2}}]
+    batch = _Sent()  # one request's chunk (a batch's): its results go at its end
+    _score_chunk(batch, 8, slow_scorer.score, items, [5], CONFIG, False, Progress(multiprocessing.get_context()))
+    assert [(kind, offset, len(results)) for kind, _, offset, results, *_ in batch.messages] == [(DONE, 0, 5)]
