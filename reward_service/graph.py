@@ -308,10 +308,12 @@ def parse_graph(graphs: list[str]) -> RelationGraph:
     if len(graphs) > 1:
         raise GraphError("graph_ambiguous", "several graph blocks")
     text = graphs[0]
-    if len(text) > MAX_GRAPH_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_GRAPH_BYTES:
+    # UTF-8 takes at most 4 bytes a character: only a text of more than a quarter of the limit is encoded.
+    if len(text) > MAX_GRAPH_BYTES or (4 * len(text) > MAX_GRAPH_BYTES
+                                       and len(text.encode("utf-8", "surrogatepass")) > MAX_GRAPH_BYTES):
         raise GraphError("graph_too_large", "graph text over 32 KiB")
     try:
-        value = loads_relaxed(text)
+        value = loads_relaxed(text, dicts=True)  # `_read` takes dicts and JObjects alike
     except TooDeepError as exc:
         raise GraphError("graph_too_large", str(exc)) from None
     except RelaxedJSONError as exc:

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import numpy as np
+import orjson
 
 from reward_service.errors import RelaxedJSONError, TooDeepError
 
@@ -115,8 +116,31 @@ def _too_deep(brackets: bytes, limit: int) -> bool:
     return bool(steps.size) and int(np.cumsum(steps, dtype=np.int64).max()) > limit
 
 
-def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse strict or relaxed JSON; objects as `JObject`. Raises RelaxedJSONError / TooDeepError."""
+def _loads_distinct_keys(text: str) -> Any:
+    """`text` as `_DECODER` reads it but with objects as dicts (and integers past 64 bits as floats), when
+    it is strict JSON in which no object repeats a key; else None (`null` itself is not worth the fast
+    way). orjson parses it, and a repeated key is found by counting colons: every key is followed by
+    one, so the colons of the text number those of the same strings written back by orjson plus one per
+    key that a dict dropped, given that no escape in the text could write a colon (\\u003a: any \\u
+    takes the decoder's way). tests/reward_service/parsing/test_parsing.py checks both ways agree."""
+    if "\\u" in text:
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:  # relaxed JSON, NaN, 1e400, deeper than orjson goes: the decoder's way
+        return None
+    if type(value) is dict or type(value) is list:
+        colons = text.count(":")
+        if colons and orjson.dumps(value).count(b":") != colons:
+            return None
+    return value
+
+
+def loads_relaxed(text: str, max_depth: int = MAX_DEPTH, *, dicts: bool = False) -> Any:
+    """Parse strict or relaxed JSON; objects as `JObject`. Raises RelaxedJSONError / TooDeepError.
+    `dicts`: an object whose keys are all distinct may come back as a dict (the same pairs in the same
+    order), an integer past 64 bits as a float (for graph text, which reads both as out of range): 6
+    against 12 us a graph text of the standard mix, parsed by orjson (`_loads_distinct_keys`)."""
     # Depth is checked on the text before any parsing, in linear time, so a hostile `[[[[...` is refused
     # at once instead of running into the decoder's recursion limit and then the relaxed rewrite.
     brackets = None
@@ -124,6 +148,8 @@ def loads_relaxed(text: str, max_depth: int = MAX_DEPTH) -> Any:
         brackets = _brackets(text)
         if _too_deep(brackets, max_depth):
             raise TooDeepError(f"nesting deeper than {max_depth}")
+    if dicts and (value := _loads_distinct_keys(text)) is not None:
+        return value
     try:
         return _DECODER.decode(text)
     except (ValueError, RecursionError):

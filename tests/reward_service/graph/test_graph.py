@@ -62,7 +62,8 @@ def test_invalid_nodes_are_dropped_not_fatal():
     [("[1, 2", "graph_invalid"), ("5", "graph_invalid"), ('{"frames": {"x": {"a": [0, 0]}}}', "graph_invalid"),
      ("[" * 70 + "]" * 70, "graph_too_large"), (json.dumps({f"n{i}": [i, 0] for i in range(25)}), "graph_too_large"),
      (json.dumps({"frames": {str(i): {"a": [0, 0]} for i in range(17)}}), "graph_too_large"),
-     ('{"a": [0, 0], "pad": "' + "x" * 33000 + '"}', "graph_too_large")],
+     ('{"a": [0, 0], "pad": "' + "x" * 33000 + '"}', "graph_too_large"),
+     ('{"a": [0, 0], "pad": "' + "\u20ac" * 11000 + '"}', "graph_too_large")],  # 11,024 characters, 33,024 bytes
 )
 def test_graph_faults(text, note):
     r = score(completion(text), ref_of({"a": [0, 0], "b": [3, 0]}))

@@ -9,11 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reward_service.errors import RelaxedJSONError, TooDeepError
+from reward_service.errors import GraphError, RelaxedJSONError, TooDeepError
+from reward_service.graph import read_graph
 from reward_service.parsing import relaxed_json
 from reward_service.parsing.completion import ParsedCompletion, parse_completion
 from reward_service.parsing.relaxed_json import JObject, loads_relaxed
 from reward_service.scoring import TASK_TYPES, score
+from reward_service.synth.mixes import labelled_mix
 
 REFERENCES = [
     {"task_type": "multiple_choice", "answer": "B", "options": ["x", "y", "z"],
@@ -72,6 +74,82 @@ def test_relaxed_forms():
     with pytest.raises(TooDeepError):
         loads_relaxed("[" * 65 + "]" * 65)
     assert loads_relaxed("[" * 64 + "]" * 64) is not None
+
+
+def _as_pairs(value):
+    """`value` with its dicts as JObjects and integers past 64 bits as floats: what `loads_relaxed` makes
+    of a text with `dicts=True` made comparable with what it makes of it by default."""
+    if type(value) is dict or type(value) is JObject:
+        return JObject([(key, _as_pairs(inner)) for key, inner in (value.items() if type(value) is dict else value)])
+    if type(value) is list:
+        return [_as_pairs(inner) for inner in value]
+    if type(value) is int and not -2**63 <= value < 2**64:
+        return float(value)
+    return value
+
+
+def _parsed(text, **kw):
+    try:
+        return _as_pairs(loads_relaxed(text, **kw))
+    except (RelaxedJSONError, TooDeepError) as exc:
+        return type(exc)
+    except Exception as exc:  # any other error is a bug, shown in the comparison
+        return repr(exc)
+
+
+def _same(a, b):
+    """Equal, NaN included (a NaN is not equal to itself)."""
+    return a == b or json.dumps(a, default=repr) == json.dumps(b, default=repr)
+
+
+# JSON text written token by token, so that objects may repeat keys, and keys and strings hold colons,
+# escapes (\\u003a is a colon too) and characters past ASCII.
+KEYS = st.sampled_from(["a", "b", ":", "a:b", "\\u003a", "\\n", "\\\\", "\u00e9", "x\\\"y", ""])
+SCALARS = st.sampled_from(["0", "-0", "1.5", "-2e3", "1e400", "NaN", "-Infinity", "true", "null", "12345678901234567890123",
+                           '"s"', '":"', '"a\\u003ab"', '"\u00e9"'])
+JSON_TEXT = st.recursive(
+    SCALARS,
+    lambda children: (st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]")
+                      | st.lists(st.tuples(KEYS, children), max_size=4).map(
+                          lambda pairs: "{" + ", ".join(f'"{k}": {v}' for k, v in pairs) + "}")),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(JSON_TEXT, TEXT))
+def test_parsing_objects_as_dicts_reads_every_text_as_the_pairs_do(text):
+    assert _same(_parsed(text, dicts=True), _parsed(text))
+
+
+def test_a_repeated_key_keeps_both_pairs_however_it_is_written():
+    for text, pairs in [('{"a": 1, "a": 2}', [("a", 1), ("a", 2)]),
+                        ('{"\\u003a": 1, ":": 2}', [(":", 1), (":", 2)]),
+                        # an escaped colon that stands in for the colon of the dropped pair
+                        ('{"a": 1, "a": "\\u003a"}', [("a", 1), ("a", ":")]),
+                        ('{"a:b": {"c": 1, "c": 2}}', [("a:b", JObject([("c", 1), ("c", 2)]))])]:
+        value = loads_relaxed(text, dicts=True)
+        assert type(value) is JObject and value == JObject(pairs)
+    assert loads_relaxed('{"a:b": [1, {"c": ":"}]}', dicts=True) == {"a:b": [1, {"c": ":"}]}  # distinct: a dict
+
+
+def test_the_standard_mix_graph_texts_read_as_the_same_graphs_parsed_either_way():
+    mix = [item for item, _ in labelled_mix(600, seed=3)]
+    texts = [g for item in mix if "graph" in item["reference"]
+             for g in parse_completion(item["completion"]).graphs]
+    assert len(texts) > 100
+    as_dicts = 0
+    for text in texts:
+        try:
+            pairs = read_graph(loads_relaxed(text))
+        except (GraphError, RelaxedJSONError, TooDeepError) as exc:
+            with pytest.raises(type(exc)):
+                read_graph(loads_relaxed(text, dicts=True))
+            continue
+        value = loads_relaxed(text, dicts=True)
+        as_dicts += type(value) is dict
+        assert read_graph(value) == pairs
+    assert as_dicts > len(texts) // 2  # the fast way is taken for most of them
 
 
 QUOTED = st.lists(st.sampled_from(['"', "'", "\\", "[", "]", "{", "(", ")", "}", "a", " ", "\n", "\u00e9"]),
