@@ -15,6 +15,7 @@ import slow_scorer
 from service_fixtures import GOOD, MC_REF, NUM_REF, SLOW_SCORER
 
 from reward_service.scoring import RewardConfig
+from reward_service.workers import process as worker_process
 from reward_service.workers.jobs import chunk_bounds
 from reward_service.workers.pool import PoolOverloaded, PoolUnavailable, WorkerPool
 from reward_service.workers.process import NICENESS, _score_chunk
@@ -384,7 +385,8 @@ class _Sent:
         self.messages.append(pickle.loads(data))
 
 
-def test_a_chunk_reports_in_parts_only_where_one_of_its_requests_ends():
+def test_a_chunk_reports_in_parts_only_where_one_of_its_requests_ends(monkeypatch):
+    monkeypatch.setattr(worker_process, "_FLUSH_S", 60.0)  # no part for a slow chunk's sake: a stalled host
     items = [("SLEEP 0.002 <answer>B</answer>", MC_REF, None)] * 5
     sent = _Sent()
     _score_chunk(sent, 7, slow_scorer.score, items, [2, 1, 2], CONFIG, False, Progress(multiprocessing.get_context()))
