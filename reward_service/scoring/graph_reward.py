@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from types import ModuleType
 from typing import Any
@@ -32,13 +32,17 @@ class _Plan:
     nodes: StackedNodes
     category_ids: dict[str, int]
     relations: Relations
+    # Predicted node name -> its category's id (-1: a category the reference does not have), filled as
+    # predictions are scored (`_category_ids`).
+    name_ids: dict[str, int] = field(default_factory=dict)
 
 
-def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> StackedNodes:
-    """The graph's nodes stacked (frames in order), from its columns. A node whose dimension is not `dim`
-    is no candidate for matching and is placed at the origin; a category not in `category_ids` gets id
-    -1. Two numpy arrays in all, each filled by np.fromiter from iterators over the columns: per array,
-    numpy's set-up costs more than converting a few dozen numbers, and lists in between cost 10% more."""
+def _stack(graph: RelationGraph, dim: int, categories: Iterable[int]) -> StackedNodes:
+    """The graph's nodes stacked (frames in order), from its columns and `categories`, the category id of
+    each node. A node whose dimension is not `dim` is no candidate for matching and is placed at the
+    origin. Two numpy arrays in all, each filled by np.fromiter from iterators over the columns: per
+    array, numpy's set-up costs more than converting a few dozen numbers, and lists in between cost 10%
+    more."""
     positions, sizes = graph.positions, graph.sizes
     n, f = len(positions), len(sizes)
     coords: Iterable[float]
@@ -49,9 +53,8 @@ def _stack(graph: RelationGraph, dim: int, category_ids: dict[str, int]) -> Stac
         zero = (0.0,) * dim
         coords = chain.from_iterable(pos if len(pos) == dim else zero for pos in positions)
         candidates = (int(len(pos) == dim) for pos in positions)
-    cats = map(category_ids.get, map(category, graph.names), repeat(-1))
     offsets = accumulate(sizes[:-1], initial=0)
-    ints = np.fromiter(chain(cats, candidates, offsets, sizes), np.int64, 2 * (n + f))
+    ints = np.fromiter(chain(categories, candidates, offsets, sizes), np.int64, 2 * (n + f))
     return StackedNodes(np.fromiter(coords, np.float64, n * dim).reshape(n, dim), ints[:n], ints[n:2 * n],
                         ints[2 * n:2 * n + f], ints[2 * n + f:])
 
@@ -76,7 +79,7 @@ def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Pla
     category_ids: dict[str, int] = {}
     for cat in map(category, graph.names):
         category_ids.setdefault(cat, len(category_ids))
-    nodes = _stack(graph, dim, category_ids)
+    nodes = _stack(graph, dim, map(category_ids.__getitem__, map(category, graph.names)))
     if scale is None:
         scale = float(np.linalg.norm(nodes.pos.max(axis=0) - nodes.pos.min(axis=0)))
     if scale < 1e-6:
@@ -92,6 +95,26 @@ def _plan(graph: RelationGraph, scale: float | None, angle_mode: str) -> _Plan:
         plan = _build_plan(graph, scale, angle_mode == "signed_planar")
         graph.cache[key] = plan
     return plan
+
+
+_MAX_NAMES = 4096  # predicted names a plan remembers: they are the policy's own text
+
+
+def _category_ids(plan: _Plan, names: list[str]) -> list[int]:
+    """The reference's category id of each predicted node name, -1 for a category it does not have. A
+    group's rollouts name the same objects frame after frame, so the ids are remembered by name on the
+    plan: a dictionary look-up a node instead of the category's (cached) derivation and its id."""
+    known = plan.name_ids
+    try:
+        return list(map(known.__getitem__, names))
+    except KeyError:
+        if len(known) > _MAX_NAMES:
+            known.clear()
+        ids = plan.category_ids
+        for name in names:
+            if name not in known:
+                known[name] = ids.get(category(name), -1)
+        return list(map(known.__getitem__, names))
 
 
 def _pick_frame(pred_frames: list[int], f: int, ref_static: bool) -> int:
@@ -124,7 +147,7 @@ def score_graph(
 ) -> GraphScore:
     plan = _plan(ref, scale, angle_mode)
     pred_frames = pred.numbers
-    predicted = _stack(pred, plan.dim, plan.category_ids)
+    predicted = _stack(pred, plan.dim, _category_ids(plan, pred.names))
     frame_map = np.array([_pick_frame(pred_frames, f, not ref.dynamic) for f in plan.frames], dtype=np.int64)
     terms = _graph_kernels().graph_terms(plan.nodes, len(plan.category_ids), plan.relations, predicted,
                                          frame_map, plan.scale, node_weighting == "gt", ref.edge_defined,

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from reward_service.graph import category, frame_number, read_graph
 from reward_service.parsing.relaxed_json import loads_relaxed
-from reward_service.scoring import RewardConfig, score
+from reward_service.scoring import RewardConfig, graph_reward, score
 
 SIGNED = RewardConfig.build({"graph": {"angle_mode": "signed_planar"}})
 
@@ -254,3 +254,15 @@ def test_reference_frames_naming_one_number_twice_are_invalid():
     with pytest.raises(GraphError, match="two frame keys name frame 8"):
         read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}, "frame_8": {"a": [2, 0]}}}, strict=True)
     assert read_graph({"frames": {"8": {"a": [0, 0]}, "2": {"a": [1, 0]}}}, strict=True).numbers == [2, 8]
+
+
+def test_a_plan_remembers_the_category_of_each_predicted_name_and_forgets_past_its_bound(monkeypatch):
+    reference = read_graph({"Chair 1": [0, 0], "chair_2": [1, 0], "table": [3, 0]}, strict=True)
+    plan = graph_reward._plan(reference, None, "unsigned")
+    names = ["chair#7", "Table", "lamp", "chair#7"]
+    assert graph_reward._category_ids(plan, names) == [0, 1, -1, 0]  # lamp: no such category in the reference
+    assert plan.name_ids == {"chair#7": 0, "Table": 1, "lamp": -1}
+    assert graph_reward._category_ids(plan, ["lamp", "Table"]) == [-1, 1]  # from what it remembers
+    monkeypatch.setattr(graph_reward, "_MAX_NAMES", 2)
+    assert graph_reward._category_ids(plan, ["chair_9"]) == [0]
+    assert plan.name_ids == {"chair_9": 0}  # over the bound: forgotten, then remembered afresh
