@@ -5,6 +5,7 @@ import json
 import re
 import time
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -104,9 +105,9 @@ def _same(a, b):
 
 # JSON text written token by token, so that objects may repeat keys, and keys and strings hold colons,
 # escapes (\\u003a is a colon too) and characters past ASCII.
-KEYS = st.sampled_from(["a", "b", ":", "a:b", "\\u003a", "\\n", "\\\\", "\u00e9", "x\\\"y", ""])
+KEYS = st.sampled_from(["a", "b", ":", "a:b", "\\u003a", "\\n", "\\\\", "\u00e9", "x\\\"y", "", "a[", "}'"])
 SCALARS = st.sampled_from(["0", "-0", "1.5", "-2e3", "1e400", "NaN", "-Infinity", "true", "null", "12345678901234567890123",
-                           '"s"', '":"', '"a\\u003ab"', '"\u00e9"'])
+                           '"s"', '":"', '"a\\u003ab"', '"\u00e9"', '"[{("', '"]}\'"'])
 JSON_TEXT = st.recursive(
     SCALARS,
     lambda children: (st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]")
@@ -150,6 +151,43 @@ def test_the_standard_mix_graph_texts_read_as_the_same_graphs_parsed_either_way(
         as_dicts += type(value) is dict
         assert read_graph(value) == pairs
     assert as_dicts > len(texts) // 2  # the fast way is taken for most of them
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_TEXT)
+def test_the_brackets_of_strict_json_are_found_alike_either_way(text):
+    with contextlib.suppress(orjson.JSONDecodeError):
+        orjson.loads(text)
+        assert relaxed_json._strict_brackets(text) == relaxed_json._brackets(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(b"[]{}()"), max_size=200).map(bytes), st.integers(0, 8))
+def test_nesting_is_measured_as_the_running_count_of_brackets(brackets, limit):
+    depth, deepest = 0, 0
+    for b in brackets:
+        depth += 1 if b in b"[{(" else -1
+        deepest = max(deepest, depth)
+    assert relaxed_json._too_deep(brackets, limit) == (deepest > limit)
+
+
+@pytest.mark.parametrize("dicts", [False, True])
+@pytest.mark.parametrize(("text", "too_deep"), [
+    ("[" * 64 + '"]]]"' + "]" * 64, False),
+    ("[" * 65 + "]" * 65, True),
+    ('{"a": ' * 65 + "1" + "}" * 65, True),
+    ('{"a": ' * 64 + '"}}}}"' + "}" * 64, False),
+    ("[" * 65 + '"\\n"' + "]" * 65, True),  # a backslash: strings found by the pattern
+    ("[[]" * 100 + "]" * 100, True),  # 101 levels; one pass of dropping "[]" pairs leaves 100 openers
+    ("[" + "[]," * 100 + "[]]", False),
+    ("[" * 300 + "]" * 300, True),  # deeper than orjson writes back
+])
+def test_nesting_deeper_than_64_is_refused_either_way(text, too_deep, dicts):
+    if too_deep:
+        with pytest.raises(TooDeepError):
+            loads_relaxed(text, dicts=dicts)
+    else:
+        assert loads_relaxed(text, dicts=dicts) is not None
 
 
 QUOTED = st.lists(st.sampled_from(['"', "'", "\\", "[", "]", "{", "(", ")", "}", "a", " ", "\n", "\u00e9"]),
