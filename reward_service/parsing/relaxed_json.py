@@ -138,10 +138,11 @@ def _too_deep(brackets: bytes, limit: int) -> bool:
 def _loads_distinct_keys(text: str, max_depth: int, many_brackets: bool) -> Any:
     """`text` as `_DECODER` reads it but with objects as dicts (and integers past 64 bits as floats), when
     it is strict JSON in which no object repeats a key; else None (so the text `null` takes the
-    decoder's way too). orjson parses it, and a repeated key is found by counting colons: every key is followed by
-    one, so the colons of the text number those of the same strings written back by orjson plus one per
-    key that a dict dropped, given that no escape in the text could write a colon (\\u003a: any \\u
-    takes the decoder's way). tests/reward_service/parsing/test_parsing.py checks both ways agree.
+    decoder's way too). orjson parses it, and a repeated key is found by counting colons: every key is
+    followed by one, so the colons of the text number those of the same strings written back by orjson
+    plus one per key that a dict dropped, given that no escape in the text could write a colon
+    (\\u003a: any \\u takes the decoder's way). tests/reward_service/parsing/test_parsing.py checks both
+    ways agree.
 
     orjson refuses nesting past 1,024 levels itself, in linear time, so a text is parsed before its
     nesting is checked against `max_depth` (when it has `many_brackets`, more than `max_depth` in all);

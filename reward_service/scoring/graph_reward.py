@@ -103,7 +103,9 @@ _MAX_NAMES = 256  # predicted names a plan remembers (13 at the median, 27 at mo
 def _category_ids(plan: _Plan, names: list[str]) -> list[int]:
     """The reference's category id of each predicted node name, -1 for a category it does not have. A
     group's rollouts name the same objects frame after frame, so the ids are remembered by name on the
-    plan: a dictionary look-up a node instead of the category's (cached) derivation and its id."""
+    plan: a dictionary look-up a node instead of the category's (cached) derivation and its id. Safe
+    for threads scoring against one reference at once: each dictionary operation is atomic, and a name
+    missing (or forgotten meanwhile) is derived again."""
     known = plan.name_ids
     try:
         return list(map(known.__getitem__, names))
@@ -111,10 +113,13 @@ def _category_ids(plan: _Plan, names: list[str]) -> list[int]:
         if len(known) > _MAX_NAMES:
             known.clear()
         ids = plan.category_ids
+        out = []
         for name in names:
-            if name not in known:
-                known[name] = ids.get(category(name), -1)
-        return list(map(known.__getitem__, names))
+            cat_id = known.get(name)
+            if cat_id is None:
+                cat_id = known[name] = ids.get(category(name), -1)
+            out.append(cat_id)
+        return out
 
 
 def _pick_frame(pred_frames: list[int], f: int, ref_static: bool) -> int:
