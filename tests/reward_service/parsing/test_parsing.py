@@ -134,6 +134,11 @@ def test_a_repeated_key_keeps_both_pairs_however_it_is_written():
     assert loads_relaxed('{"a:b": [1, {"c": ":"}]}', dicts=True) == {"a:b": [1, {"c": ":"}]}  # distinct: a dict
 
 
+def test_a_lone_surrogate_orjson_refuses_takes_the_decoders_way():
+    text = '{"a\ud800": [1, "\udfff"]}'  # characters, not escapes: a policy's text may hold them
+    assert loads_relaxed(text, dicts=True) == loads_relaxed(text) == JObject([("a\ud800", [1, "\udfff"])])
+
+
 def test_the_standard_mix_graph_texts_read_as_the_same_graphs_parsed_either_way():
     mix = [item for item, _ in labelled_mix(600, seed=3)]
     texts = [g for item in mix if "graph" in item["reference"]
