@@ -76,10 +76,11 @@ def _graph_kernels() -> ModuleType:
 
 def _build_plan(graph: RelationGraph, scale: float | None, signed: bool) -> _Plan:
     dim = len(graph.positions[0])  # one dimension throughout (a valid reference)
+    categories = list(map(category, graph.names))
     category_ids: dict[str, int] = {}
-    for cat in map(category, graph.names):
+    for cat in categories:
         category_ids.setdefault(cat, len(category_ids))
-    nodes = _stack(graph, dim, map(category_ids.__getitem__, map(category, graph.names)))
+    nodes = _stack(graph, dim, map(category_ids.__getitem__, categories))
     if scale is None:
         scale = float(np.linalg.norm(nodes.pos.max(axis=0) - nodes.pos.min(axis=0)))
     if scale < 1e-6:

@@ -31,7 +31,9 @@ def task_label(reference: Any) -> str:
     return task if task in _TASK_TYPES else "unknown"
 
 
-def _observe(hists: dict[Any, list[float]], key: Any, buckets: tuple[float, ...], value: float) -> None:
+def observe(hists: dict[Any, list[float]], key: Any, buckets: tuple[float, ...], value: float) -> None:
+    """Add `value` to the histogram `hists[key]` (made at zero if new): a count per bucket (a value equal to
+    a bound is in that bound's bucket, as Prometheus's `le`), one for +Inf, then the sum of the values."""
     counts = hists.get(key)
     if counts is None:
         counts = hists[key] = [0.0] * (len(buckets) + 2)  # a count per bucket, one for +Inf, then the sum
@@ -72,7 +74,7 @@ class ItemStats:
         """Add one result to the histograms and note counts, not to the item counts."""
         status = result["status"]
         if seconds is not None:
-            _observe(self.durations, task, DURATION_BUCKETS, seconds)
+            observe(self.durations, task, DURATION_BUCKETS, seconds)
         if status != "ok":
             return
         notes = result["diagnostics"].get("notes")
@@ -86,10 +88,10 @@ class ItemStats:
             per_task = self.components[task] = {}
         for name, value in result["components"].items():
             if value is not None:
-                _observe(per_task, name, COMPONENT_BUCKETS, value)
+                observe(per_task, name, COMPONENT_BUCKETS, value)
         reward = result["reward"]
         if reward is not None:
-            _observe(self.rewards, task, REWARD_BUCKETS, reward)
+            observe(self.rewards, task, REWARD_BUCKETS, reward)
 
     def count(self, items: dict[tuple[str, str], int]) -> None:
         """Add item counts by (task, status), as a worker reports them for one request's items."""

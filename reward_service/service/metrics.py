@@ -6,8 +6,6 @@ routes are route templates (or "other"), task types and note words come from fix
 
 from __future__ import annotations
 
-import threading
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from operator import add
 
@@ -16,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from reward_service.scoring import NOTE_WORDS
-from reward_service.service.item_stats import COMPONENT_BUCKETS, DURATION_BUCKETS, REWARD_BUCKETS, ItemStats
+from reward_service.service.item_stats import COMPONENT_BUCKETS, DURATION_BUCKETS, REWARD_BUCKETS, ItemStats, observe
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CACHE_RESULTS = ("hit", "miss", "error")
@@ -62,32 +60,38 @@ class LabelledCounter(Collector):
 
 
 class BatchHistogram(Collector):
-    """A labelled histogram fed with already-bucketed counts (`ItemStats`), not one value at a time.
-
-    prometheus_client's Histogram has no way to add a bucket vector, hence this small collector.
-    """
+    """A labelled histogram kept as bucket vectors (a count per bucket, one for +Inf, then the sum): fed
+    already-bucketed counts (`merge`: an `ItemStats`'s histograms) or one value at a time (`observe`).
+    prometheus_client's Histogram can add no bucket vector, and takes a lock and walks its buckets in
+    Python per observation. Like `LabelledCounter`, it is written on the event loop, where /metrics is
+    served too: no lock."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
         self._name = name
         self._doc = documentation
         self._labelnames = list(labelnames)
+        self._buckets = tuple(buckets)
         self._bounds = [_le(b) for b in buckets] + ["+Inf"]
         self._series: dict[tuple[str, ...], list[float]] = {}
-        self._lock = threading.Lock()  # /metrics may be served from another thread than the merges
+
+    def show(self, series: Iterable[tuple[str, ...]]) -> None:
+        """Show these series from the start (at zero), as labelled children would be."""
+        for labels in series:
+            self._series.setdefault(labels, [0.0] * (len(self._buckets) + 2))
 
     def merge(self, labels: tuple[str, ...], counts: Sequence[float]) -> None:
         """Add `counts`: one count per bucket, one for +Inf, then the sum of the values."""
-        with self._lock:
-            have = self._series.get(labels)
-            self._series[labels] = list(counts) if have is None else list(map(add, have, counts))
+        have = self._series.get(labels)
+        self._series[labels] = list(counts) if have is None else list(map(add, have, counts))
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        observe(self._series, labels, self._buckets, value)
 
     def describe(self) -> Iterable[Metric]:
         return [HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)]
 
     def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            series = [(k, list(v)) for k, v in self._series.items()]
-        return [_histogram_family(self._name, self._doc, self._labelnames, self._bounds, series)]
+        return [_histogram_family(self._name, self._doc, self._labelnames, self._bounds, list(self._series.items()))]
 
 
 def _histogram_family(name: str, documentation: str, labelnames: list[str], bounds: list[str],
@@ -105,23 +109,21 @@ def _histogram_family(name: str, documentation: str, labelnames: list[str], boun
 
 class RequestMetrics(Collector):
     """`reward_service_requests_total` by (route, code) (a `LabelledCounter`) and
-    `reward_service_request_duration_seconds` by route, counted with plain dict and list operations:
-    prometheus_client's Counter.inc and Histogram.observe take a lock each and walk the buckets in
-    Python, about 2% of the service process's samples on one-item requests (py-spy, in-process harness,
-    2026-11-30). Everything here runs on the event loop (/metrics is served there too)."""
-
-    _DURATION = ("reward_service_request_duration_seconds", "HTTP request duration, by route")
+    `reward_service_request_duration_seconds` by route (a `BatchHistogram`), counted with plain dict and
+    list operations: prometheus_client's Counter.inc and Histogram.observe take a lock each and walk the
+    buckets in Python, about 2% of the service process's samples on one-item requests (py-spy,
+    in-process harness, 2026-11-30). Everything here runs on the event loop (/metrics is served there
+    too)."""
 
     def __init__(self) -> None:
-        self._bounds = [_le(b) for b in REQUEST_BUCKETS] + ["+Inf"]
         self._requests = LabelledCounter("reward_service_requests", "HTTP requests answered, by route and status code",
                                          ["route", "code"])
-        self._durations: dict[str, list[float]] = {}  # route -> a count per bucket, one for +Inf, the sum
+        self._durations = BatchHistogram("reward_service_request_duration_seconds", "HTTP request duration, by route",
+                                         ["route"], REQUEST_BUCKETS)
 
     def add_routes(self, routes: Iterable[str]) -> None:
         """Show these routes' duration series from the start (at zero), as labelled children would be."""
-        for route in routes:
-            self._durations.setdefault(route, [0.0] * (len(REQUEST_BUCKETS) + 2))
+        self._durations.show((route,) for route in routes)
 
     @property
     def counts(self) -> dict[Labels, float]:
@@ -129,18 +131,16 @@ class RequestMetrics(Collector):
         return self._requests.counts
 
     def count(self, route: str, code: int, seconds: float) -> None:
-        """One request answered: `route` must be one of `add_routes`'."""
+        """One request answered: `route` is one of `add_routes`' (the middleware labels any other path
+        "other"), so the series stay bounded."""
         self._requests.add((route, code), 1)
-        histogram = self._durations[route]
-        histogram[bisect_left(REQUEST_BUCKETS, seconds)] += 1
-        histogram[-1] += seconds
+        self._durations.observe((route,), seconds)
 
     def describe(self) -> Iterable[Metric]:
-        return [*self._requests.describe(), HistogramMetricFamily(*self._DURATION, labels=["route"])]
+        return [*self._requests.describe(), *self._durations.describe()]
 
     def collect(self) -> Iterable[Metric]:
-        durations = [((route,), list(counts)) for route, counts in self._durations.items()]
-        return [*self._requests.collect(), _histogram_family(*self._DURATION, ["route"], self._bounds, durations)]
+        return [*self._requests.collect(), *self._durations.collect()]
 
 
 class ServiceMetrics:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import itertools
 import os
 import pickle
 import signal
@@ -102,8 +101,6 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
     offset = 0
     flush_at = clock() + _FLUSH_S
     answer_at = clock() + _ANSWER_S
-    # Where the chunk's requests end (a batch's chunk is one segment: only the chunk's end).
-    request_ends = set(itertools.accumulate(segments))
     # The rollouts of a group arrive sharing one reference object (see protocol.share_references): validate
     # it once for them all, and hand the scorer the validated Reference (or the InvalidReference).
     validated: dict[int, Any] = {}
@@ -133,7 +130,9 @@ def _score_chunk(conn: Connection, seq: int, scorer: Scorer, items: Sequence[Wor
             segment_counts[key] = segment_counts.get(key, 0) + 1
             work.describe(task, result, now - started)
         results.append(result)
-        if index + 1 < len(items) and (now >= flush_at or (now >= answer_at and index + 1 in request_ends)):
+        # A request ends where the next item is another segment's (a batch's chunk is one segment).
+        if index + 1 < len(items) and (now >= flush_at or (now >= answer_at
+                                                           and segment_of[index + 1] != segment_of[index])):
             conn.send_bytes(encode((PART, seq, offset, results, counts, work, invalid)))
             offset += len(results)
             results, counts, work, invalid = [], {}, ItemStats(), {}
