@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from typing import Any
 
@@ -11,8 +12,17 @@ import orjson
 from reward_service.cli.score import add_score_parser
 from reward_service.service.runtime import tune_allocator
 
+# What each bench mode imports beyond the base install, all from the [service] extra: networkx's graph
+# edit distance (the GED baseline) needs scipy; the http mode starts `reward-service serve` as well.
+_BENCH_NEEDS = {"inprocess": ("scipy",), "http": ("scipy", "fastapi", "uvicorn", "pydantic_settings")}
+
 
 def _run_bench(args: argparse.Namespace) -> int:
+    missing = [name for name in _BENCH_NEEDS[args.mode] if importlib.util.find_spec(name) is None]
+    if missing:  # said at once, not as a traceback once the first figures are measured
+        print(f"reward-service bench needs the [service] extra (pip install 'video-str-reward[service]'): "
+              f"{', '.join(missing)} not installed", file=sys.stderr)
+        return 2
     if args.mode == "inprocess":
         from reward_service.cli.bench_inprocess import run_inprocess
 

@@ -61,3 +61,16 @@ def test_the_single_item_load_generator_posts_the_bodies_in_turn_and_every_one_i
     assert items_answered == answered  # one item each
     tasks = {s.labels["task_type"] for s in samples if s.name == "reward_service_items_total" and s.value}
     assert tasks == {item["reference"]["task_type"] for item in items}  # each body in turn, not one again
+
+
+@pytest.mark.parametrize(("mode", "absent"), [("inprocess", "scipy"), ("http", "fastapi")])
+def test_bench_without_the_service_extra_says_so_at_once(monkeypatch, capsys, mode, absent):
+    import importlib.util
+
+    from reward_service.cli import main as cli_main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    assert cli_main.main(["bench", "--mode", mode]) == 2
+    err = capsys.readouterr().err
+    assert "[service] extra" in err and f"{absent} not installed" in err
